@@ -1,0 +1,1 @@
+"""Dispatcher: projects inferhook.events into Postgres and delivers signed webhooks."""

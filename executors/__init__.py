@@ -1,0 +1,1 @@
+"""Executors: consume request topics, run ONNX Runtime, emit lifecycle events."""

@@ -1,0 +1,138 @@
+"""The `inferhook` command: the dev stack, infrastructure, keys, and each service."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+from inferhook.infra import InfraError
+from inferhook.logs import setup_logging
+from inferhook.settings import Settings
+
+log = logging.getLogger("inferhook")
+
+
+def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run `main(stop)` with SIGINT/SIGTERM setting `stop` (so work in flight drains)."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    asyncio.run(runner())
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
+    from inferhook.stack import up
+
+    up(settings)
+
+
+def cmd_infra(settings: Settings, args: argparse.Namespace) -> None:
+    from inferhook.stack import infra_down, infra_status, infra_up
+
+    if args.action == "up":
+        infra_up(settings)
+    elif args.action == "down":
+        infra_down(settings)
+    for name, line in infra_status(settings).items():
+        print(f"{name}: {line}")
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
+    from inferhook.db import migrate
+
+    migrate(settings.database)
+    print("database schema is up to date")
+
+
+def cmd_models(settings: Settings, args: argparse.Namespace) -> None:
+    from inferhook.stack import build_models
+
+    built = build_models(settings, force=args.force)
+    print(f"built: {', '.join(built) or 'nothing to build'}")
+
+
+def cmd_keys(settings: Settings, args: argparse.Namespace) -> None:
+    from inferhook.accounts import create_key
+    from inferhook.db import create_engine
+
+    async def main() -> str:
+        engine = create_engine(settings.database)
+        try:
+            return await create_key(engine, args.owner)
+        finally:
+            await engine.dispose()
+
+    key = asyncio.run(main())
+    print(f"API key for {args.owner} (shown once):")
+    print(key)
+
+
+def cmd_ingest(settings: Settings, args: argparse.Namespace) -> None:
+    from ingest.app import serve
+
+    serve(settings)
+
+
+def cmd_executor(settings: Settings, args: argparse.Namespace) -> None:
+    from executors.worker import Executor, load_models
+
+    models = load_models(settings, args.models or settings.executor_models)
+    run_until_signal(Executor(settings, models).run)
+
+
+def cmd_dispatcher(settings: Settings, args: argparse.Namespace) -> None:
+    from dispatcher.service import run
+
+    run_until_signal(lambda stop: run(settings, stop))
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="inferhook", description=__doc__)
+    sub = root.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start Kafka, Postgres, the services and models; Ctrl-C stops")
+    infra = sub.add_parser("infra", help="local Kafka and Postgres")
+    infra.add_argument("action", choices=["up", "down", "status"])
+    sub.add_parser("migrate", help="apply database migrations")
+    models = sub.add_parser("models", help="model files")
+    models.add_argument("action", choices=["build"])
+    models.add_argument("--force", action="store_true", help="rebuild even if present")
+    keys = sub.add_parser("keys", help="API keys")
+    keys.add_argument("action", choices=["create"])
+    keys.add_argument("--owner", required=True)
+    sub.add_parser("ingest", help="run the HTTP API")
+    executor = sub.add_parser("executor", help="run an executor")
+    executor.add_argument("models", nargs="*", help="owner/name of models to serve (default: all)")
+    sub.add_parser("dispatcher", help="run the projector and webhook delivery")
+    return root
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], None]] = {
+    "up": cmd_up, "infra": cmd_infra, "migrate": cmd_migrate, "models": cmd_models,
+    "keys": cmd_keys, "ingest": cmd_ingest, "executor": cmd_executor,
+    "dispatcher": cmd_dispatcher,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `inferhook` console script."""
+    args = parser().parse_args(argv)
+    settings = Settings()
+    setup_logging(dev=settings.dev or args.command in ("up", "infra"), service=args.command)
+    try:
+        COMMANDS[args.command](settings, args)
+    except (InfraError, ValueError) as exc:
+        print(f"inferhook {args.command}: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

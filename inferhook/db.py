@@ -1,0 +1,34 @@
+"""Postgres plumbing: the pooled async engine and schema migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from inferhook.settings import DatabaseSettings
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config(settings: DatabaseSettings) -> Config:
+    """Alembic configuration for our migrations folder and this database."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", settings.sqlalchemy_url.replace("%", "%%"))
+    return config
+
+
+def migrate(settings: DatabaseSettings) -> None:
+    """Bring the schema to the newest migration (blocking; safe to run from many processes)."""
+    command.upgrade(alembic_config(settings), "head")
+
+
+def create_engine(settings: DatabaseSettings) -> AsyncEngine:
+    """A pooled asyncpg engine; dispose() it on shutdown."""
+    return create_async_engine(
+        settings.sqlalchemy_url, pool_size=settings.pool_size, max_overflow=settings.pool_size,
+        pool_pre_ping=True,
+    )

@@ -1,0 +1,10 @@
+"""Local Kafka and PostgreSQL servers started as plain processes (no Docker).
+
+Used by `inferhook infra up|down|status`, `inferhook up` and the test suite's fixtures.
+"""
+
+from inferhook.infra.errors import InfraError
+from inferhook.infra.kafka import LocalKafka
+from inferhook.infra.postgres import LocalPostgres
+
+__all__ = ["InfraError", "LocalKafka", "LocalPostgres"]

@@ -1,0 +1,63 @@
+"""Refuse webhook URLs that point inside: loopback, private, link-local, metadata and the like.
+
+Used by ingest when a prediction is created and by the dispatcher on the address it
+actually connects to (so DNS rebinding cannot slip past). Operators allow networks with
+INFERHOOK_WEBHOOK_ALLOW_NETS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+CGNAT = ipaddress.ip_network("100.64.0.0/10")
+
+
+class UnsafeWebhookURL(ValueError):
+    """The webhook URL is malformed or reaches an address we refuse."""
+
+
+def address_allowed(address: IPAddress, allow: Sequence[IPNetwork]) -> bool:
+    """True for a public unicast address, or one inside an operator-allowed network."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if any(address in net for net in allow):
+        return True
+    if address in CGNAT:
+        return False
+    return address.is_global and not address.is_multicast
+
+
+def check_url_syntax(url: str) -> tuple[str, int]:
+    """Host and port of an http(s) URL, or UnsafeWebhookURL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise UnsafeWebhookURL("webhook must be an http or https URL")
+    if not parts.hostname:
+        raise UnsafeWebhookURL("webhook URL has no host")
+    if parts.username or parts.password:
+        raise UnsafeWebhookURL("webhook URL must not carry credentials")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise UnsafeWebhookURL("webhook URL has an invalid port") from exc
+    return parts.hostname, port
+
+
+async def check_url(url: str, allow: Sequence[IPNetwork]) -> None:
+    """Raise UnsafeWebhookURL unless every address the URL's host resolves to is allowed."""
+    host, port = check_url_syntax(url)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise UnsafeWebhookURL(f"webhook host {host!r} does not resolve") from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address_allowed(address, allow):
+            raise UnsafeWebhookURL(f"webhook host {host!r} resolves to a refused address {address}")

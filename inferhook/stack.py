@@ -1,0 +1,169 @@
+"""The dev stack: local Kafka and Postgres, migrations, models, and the three services.
+
+`inferhook up` runs it in the foreground; Ctrl-C stops what it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from inferhook.accounts import create_key, owner_of
+from inferhook.catalog import load_catalog
+from inferhook.db import create_engine, migrate
+from inferhook.infra import InfraError, LocalKafka, LocalPostgres
+from inferhook.infra.kafka import resolve_jars
+from inferhook.infra.process import port_open, terminate, wait_until
+from inferhook.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEV_KAFKA_PORT = 9092
+DEV_POSTGRES_PORT = 55432
+DEV_OWNER = "dev"
+SERVICES = ("ingest", "executor", "dispatcher")
+
+
+def local_kafka(settings: Settings) -> LocalKafka | None:
+    """The dev Kafka, or None when INFERHOOK_KAFKA_BOOTSTRAP names another broker."""
+    if "bootstrap" in settings.kafka.model_fields_set:
+        return None
+    return LocalKafka(settings.state_dir / "kafka", settings.state_dir / "kafka-jars",
+                      port=DEV_KAFKA_PORT)
+
+
+def local_postgres(settings: Settings) -> LocalPostgres | None:
+    """The dev Postgres, or None when INFERHOOK_DATABASE_URL names another server."""
+    if "url" in settings.database.model_fields_set:
+        return None
+    return LocalPostgres(settings.state_dir / "postgres", port=DEV_POSTGRES_PORT)
+
+
+def infra_up(settings: Settings) -> list[str]:
+    """Start the local servers that are not running yet; return what was started."""
+    started: list[str] = []
+    kafka = local_kafka(settings)
+    if kafka is not None and kafka.running_pid() is None:
+        resolve_jars(kafka.jars_dir)
+        clock = time.monotonic()
+        kafka.start()
+        started.append("kafka")
+        log.info("Kafka %s ready in %.1fs", kafka.bootstrap, time.monotonic() - clock)
+    postgres = local_postgres(settings)
+    if postgres is not None and postgres.running_pid() is None:
+        clock = time.monotonic()
+        postgres.start()
+        started.append("postgres")
+        log.info("PostgreSQL %s ready in %.1fs", postgres.url, time.monotonic() - clock)
+    migrate(settings.database)
+    return started
+
+
+def infra_down(settings: Settings, which: list[str] | None = None) -> None:
+    """Stop the local servers (all, or those named)."""
+    for name, server in (("kafka", local_kafka(settings)), ("postgres", local_postgres(settings))):
+        if server is not None and (which is None or name in which):
+            server.stop()
+
+
+def infra_status(settings: Settings) -> dict[str, str]:
+    """A line per server: running with its address, external, or stopped."""
+    status: dict[str, str] = {}
+    kafka, postgres = local_kafka(settings), local_postgres(settings)
+    status["kafka"] = (f"external {settings.kafka.bootstrap}" if kafka is None else
+                       f"running on {kafka.bootstrap}" if kafka.running_pid() else "stopped")
+    status["postgres"] = (
+        "external" if postgres is None else
+        f"running on 127.0.0.1:{postgres.port}" if postgres.running_pid() else "stopped")
+    return status
+
+
+def build_models(settings: Settings, *, force: bool = False) -> list[str]:
+    """Run each model's build script whose ONNX file is missing; return the models built."""
+    built: list[str] = []
+    for name, entry in load_catalog(settings.models_dir).items():
+        source = entry.manifest.onnx
+        if source.build is None or source.path is None:
+            continue
+        if (entry.folder / source.path).exists() and not force:
+            continue
+        log.info("building %s", name)
+        subprocess.run([sys.executable, source.build], cwd=entry.folder, check=True)
+        built.append(name)
+    return built
+
+
+async def dev_key(settings: Settings) -> str:
+    """The dev stack's API key (owner `dev`), made once and kept in the state folder."""
+    path = settings.state_dir / "dev-api-key"
+    engine = create_engine(settings.database)
+    try:
+        if path.exists():
+            key = path.read_text().strip()
+            if await owner_of(engine, key) == DEV_OWNER:
+                return key
+        key = await create_key(engine, DEV_OWNER)
+    finally:
+        await engine.dispose()
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
+def service_env(settings: Settings) -> dict[str, str]:
+    """Environment for the service processes of the dev stack."""
+    env = dict(os.environ)
+    env.setdefault("INFERHOOK_DEV", "1")
+    env.setdefault("INFERHOOK_WEBHOOK_ALLOW_NETS", "127.0.0.1/32")
+    env.setdefault("INFERHOOK_KAFKA_BOOTSTRAP", settings.kafka.bootstrap)
+    env.setdefault("INFERHOOK_DATABASE_URL", settings.database.url.get_secret_value())
+    return env
+
+
+def up(settings: Settings) -> None:
+    """Start everything, print where it listens, and stop what we started on Ctrl-C."""
+    if port_open(settings.port, settings.host):
+        raise InfraError(f"{settings.host}:{settings.port} is taken; set INFERHOOK_PORT")
+    started = infra_up(settings)
+    build_models(settings)
+    key = asyncio.run(dev_key(settings))
+    env = service_env(settings)
+    log.info("webhooks to 127.0.0.1 are allowed in the dev stack (INFERHOOK_WEBHOOK_ALLOW_NETS=%s)",
+             env["INFERHOOK_WEBHOOK_ALLOW_NETS"])
+    procs = {name: subprocess.Popen([sys.executable, "-m", "inferhook.cli", name], env=env,
+                                    start_new_session=True)
+             for name in SERVICES}
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        wait_until(lambda: stopping or port_open(settings.port, settings.host), timeout=120,
+                   what="ingest", log=None)
+        if not stopping:
+            print(f"\ninferhook is up: {settings.base_url}\n"
+                  f"dev API key (owner {DEV_OWNER}): {key}\n"
+                  f"  export INFERHOOK_API_KEY={key}\n"
+                  f"  curl -H \"Authorization: Bearer $INFERHOOK_API_KEY\" {settings.base_url}/v1/models\n"
+                  "Ctrl-C stops everything.\n", flush=True)
+        while not stopping:
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    raise InfraError(f"{name} exited with code {proc.returncode}")
+            time.sleep(0.3)
+    finally:
+        for proc in procs.values():
+            terminate(proc.pid, timeout=15)
+        infra_down(settings, started)
+        print("inferhook stopped.", flush=True)
+
+

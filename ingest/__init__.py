@@ -1,0 +1,1 @@
+"""Ingest: the public HTTP API. Validates, authenticates, writes events to Kafka, reads Postgres."""

@@ -1,0 +1,61 @@
+"""Errors the API answers with, mapped to RFC 9457 problem+json in one middleware.
+
+    ApiError
+    ├── BadRequest            400  malformed JSON, bad query parameters
+    ├── Unauthorized          401  missing or unknown API key
+    ├── NotFound              404  unknown route, model or prediction (incl. other owners')
+    ├── PayloadTooLarge       413  body over INFERHOOK_MAX_BODY_BYTES
+    ├── UnsupportedMediaType  415  body is not application/json
+    ├── Unprocessable         422  valid JSON that breaks the schema (lists every problem)
+    └── ServiceUnavailable    503  Kafka or Postgres did not answer; nothing was accepted
+"""
+
+from __future__ import annotations
+
+from schemas.api import Problem, ProblemItem
+
+
+class ApiError(Exception):
+    """Base of every error the API reports; subclasses fix status and type."""
+
+    status = 500
+    type = "internal"
+    title = "Internal error"
+
+    def __init__(self, detail: str, errors: list[ProblemItem] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+
+    def problem(self) -> Problem:
+        """The response body."""
+        return Problem(type=f"https://inferhook.dev/problems/{self.type}", title=self.title,
+                       status=self.status, detail=self.detail, errors=self.errors)
+
+
+class BadRequest(ApiError):
+    status, type, title = 400, "bad-request", "Bad request"
+
+
+class Unauthorized(ApiError):
+    status, type, title = 401, "unauthorized", "Unauthorized"
+
+
+class NotFound(ApiError):
+    status, type, title = 404, "not-found", "Not found"
+
+
+class PayloadTooLarge(ApiError):
+    status, type, title = 413, "payload-too-large", "Payload too large"
+
+
+class UnsupportedMediaType(ApiError):
+    status, type, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class Unprocessable(ApiError):
+    status, type, title = 422, "validation", "Validation failed"
+
+
+class ServiceUnavailable(ApiError):
+    status, type, title = 503, "unavailable", "Service unavailable"

@@ -1,0 +1,53 @@
+"""Health, readiness and the caller's webhook secret."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from sqlalchemy import text
+
+from inferhook.accounts import webhook_secret
+from ingest.state import ENGINE, OWNER, PRODUCER, TOPICS
+from schemas.api import WebhookSecret
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    """The process is up."""
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """200 only when Kafka and Postgres both answer within two seconds."""
+    checks: dict[str, str] = {}
+
+    async def postgres() -> None:
+        async with request.app[ENGINE].connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def kafka() -> None:
+        partitions = await request.app[PRODUCER].partitions_for(request.app[TOPICS].events)
+        if not partitions:
+            raise ConnectionError("events topic has no partitions")
+
+    for name, check in (("postgres", postgres), ("kafka", kafka)):
+        try:
+            await asyncio.wait_for(check(), timeout=2.0)
+            checks[name] = "ok"
+        except Exception as exc:  # readiness reports every failure, whatever its type
+            checks[name] = f"unavailable: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return web.json_response({"status": "ok" if ready else "unavailable", "checks": checks},
+                             status=200 if ready else 503)
+
+
+@routes.get("/v1/webhooks/default/secret")
+async def get_webhook_secret(request: web.Request) -> web.Response:
+    """The secret webhooks to the caller are signed with (`whsec_…`)."""
+    secret = await webhook_secret(request.app[ENGINE], request[OWNER])
+    return web.Response(text=WebhookSecret(key=secret).model_dump_json(),
+                        content_type="application/json")

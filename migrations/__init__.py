@@ -1,0 +1,1 @@
+"""Alembic migrations for the Postgres read model (applied by `inferhook migrate`)."""

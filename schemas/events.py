@@ -1,0 +1,177 @@
+"""Prediction lifecycle events: CloudEvents 1.0 in Kafka binary mode.
+
+Attributes travel as headers (`ce_specversion`, `ce_id`, `ce_source`, `ce_type`, `ce_time`,
+`ce_subject` = prediction id, `ce_sequence`), the data as a JSON value, keyed by the
+prediction id. The same `created` event is written to the events topic and to the model's
+request topic.
+
+Sequence numbers are strictly increasing per prediction: ingest writes `created` as 0,
+the executor running the prediction numbers its events 1, 2, … in the order it emits them.
+A re-run after an executor crash numbers from 1 again, so whichever outcome reaches the
+read model first wins and the other is a duplicate. Events written by someone other than
+the executor after a prediction may have started (cancel, deadlines, the reaper) use
+`OUT_OF_BAND_SEQUENCE`, which outranks anything an executor emits.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, Field
+
+from schemas.status import FailureReason, Status
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+CREATED_SEQUENCE = 0
+OUT_OF_BAND_SEQUENCE = 2**31 - 1
+
+
+class EventType(str, Enum):
+    """CloudEvents `type` of each lifecycle event."""
+
+    CREATED = "inferhook.prediction.created"
+    STARTED = "inferhook.prediction.started"
+    LOGS = "inferhook.prediction.logs"
+    OUTPUT = "inferhook.prediction.output"
+    SUCCEEDED = "inferhook.prediction.succeeded"
+    FAILED = "inferhook.prediction.failed"
+    CANCELED = "inferhook.prediction.canceled"
+
+    @property
+    def status(self) -> Status | None:
+        """The status a prediction has after this event, or None if it does not change it."""
+        return _STATUS_AFTER.get(self)
+
+
+_STATUS_AFTER = {
+    EventType.CREATED: Status.PENDING,
+    EventType.STARTED: Status.STARTED,
+    EventType.SUCCEEDED: Status.SUCCEEDED,
+    EventType.FAILED: Status.FAILED,
+    EventType.CANCELED: Status.CANCELED,
+}
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, the only clock events use."""
+    return datetime.now(UTC)
+
+
+class PredictionError(BaseModel):
+    """Why a prediction failed or was canceled."""
+
+    reason: FailureReason
+    message: str
+
+
+class Created(BaseModel):
+    """Data of `created`: everything needed to run the prediction and to show it."""
+
+    owner: str
+    model: str
+    input: dict[str, Any]
+    webhook: str | None = None
+    webhook_events_filter: list[str] = Field(default_factory=list)
+    created_at: datetime
+
+
+class Started(BaseModel):
+    """Data of `started`."""
+
+    started_at: datetime
+    phase: str = "running"
+
+
+class Logs(BaseModel):
+    """Data of `logs`: lines to append to the prediction's log."""
+
+    logs: str
+
+
+class Output(BaseModel):
+    """Data of `output`: the output so far (replaces the previous one)."""
+
+    output: Any
+
+
+class Completed(BaseModel):
+    """Data of `succeeded`, `failed` and `canceled`."""
+
+    completed_at: datetime
+    output: Any = None
+    error: PredictionError | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+EventData = Created | Started | Logs | Output | Completed
+
+_DATA_MODEL: dict[EventType, type[BaseModel]] = {
+    EventType.CREATED: Created,
+    EventType.STARTED: Started,
+    EventType.LOGS: Logs,
+    EventType.OUTPUT: Output,
+    EventType.SUCCEEDED: Completed,
+    EventType.FAILED: Completed,
+    EventType.CANCELED: Completed,
+}
+
+
+class DecodeError(ValueError):
+    """A Kafka record is not a valid inferhook event."""
+
+
+class PredictionEvent(BaseModel):
+    """One lifecycle event of one prediction."""
+
+    id: str
+    source: str
+    type: EventType
+    time: datetime
+    subject: str
+    sequence: int
+    data: EventData
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        """Kafka headers in CloudEvents binary mode."""
+        return [
+            ("ce_specversion", SPEC_VERSION.encode()),
+            ("ce_id", self.id.encode()),
+            ("ce_source", self.source.encode()),
+            ("ce_type", self.type.value.encode()),
+            ("ce_time", self.time.isoformat().encode()),
+            ("ce_subject", self.subject.encode()),
+            ("ce_sequence", str(self.sequence).encode()),
+            ("content-type", CONTENT_TYPE.encode()),
+        ]
+
+    def value(self) -> bytes:
+        """The Kafka record value: the event data as JSON."""
+        return orjson.dumps(self.data.model_dump(mode="json"))
+
+    def key(self) -> bytes:
+        """The Kafka record key: the prediction id."""
+        return self.subject.encode()
+
+    @classmethod
+    def decode(cls, headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...],
+               value: bytes | None) -> PredictionEvent:
+        """Read an event back from a Kafka record; raise DecodeError when it is not one."""
+        attrs = {name: raw.decode("utf-8", "replace") for name, raw in headers}
+        try:
+            if attrs.get("ce_specversion") != SPEC_VERSION:
+                raise DecodeError(f"not a CloudEvents {SPEC_VERSION} record")
+            event_type = EventType(attrs["ce_type"])
+            data = _DATA_MODEL[event_type].model_validate_json(value or b"")
+            return cls(
+                id=attrs["ce_id"], source=attrs["ce_source"], type=event_type,
+                time=datetime.fromisoformat(attrs["ce_time"]), subject=attrs["ce_subject"],
+                sequence=int(attrs["ce_sequence"]), data=data,  # type: ignore[arg-type]
+            )
+        except DecodeError:
+            raise
+        except (KeyError, ValueError) as exc:
+            raise DecodeError(str(exc)) from exc

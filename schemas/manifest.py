@@ -1,0 +1,57 @@
+"""The model manifest: `manifest.yaml` in each model folder.
+
+A model folder holds the manifest, a Python module with `preprocess`/`postprocess`
+(named by `handler`), and the ONNX file (`onnx.path`, relative to the folder, built at
+set-up by `onnx.build` when given, or found inside an installed package).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.topics import MODEL_NAME
+
+
+class OnnxSource(BaseModel):
+    """Where the ONNX file comes from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = None
+    """File relative to the model folder."""
+    build: str | None = None
+    """Script in the model folder that writes `path` (run by `inferhook models build`)."""
+    package: str | None = None
+    """Installed distribution that ships the file; `path` is then relative to its root."""
+
+
+class Batching(BaseModel):
+    """Dynamic batching limits; max_batch 1 means the model runs one input at a time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_batch: int = Field(default=1, ge=1, le=1024)
+    max_delay_ms: float = Field(default=2.0, ge=0, le=1000)
+
+
+class ModelManifest(BaseModel):
+    """Everything the services need to know about one model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=MODEL_NAME.pattern)
+    version: str = "1"
+    description: str = ""
+    onnx: OnnxSource
+    handler: str = "model.py"
+    """Python file in the folder with preprocess(input) and postprocess(outputs)."""
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any] = Field(default_factory=dict)
+    example_input: dict[str, Any] | None = None
+    example_input_file: str | None = None
+    """JSON file in the folder holding the example input (for inputs made at set-up)."""
+    batching: Batching = Field(default_factory=Batching)
+    max_run_seconds: float = Field(default=60.0, gt=0)
+    queue_deadline_seconds: float = Field(default=3600.0, gt=0)

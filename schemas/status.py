@@ -1,0 +1,34 @@
+"""Prediction lifecycle: pending → started → succeeded | failed | canceled."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Status(str, Enum):
+    """Where a prediction is in its lifecycle."""
+
+    PENDING = "pending"
+    STARTED = "started"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    def is_terminal(self) -> bool:
+        """True for the final states; no event moves a prediction out of one."""
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELED})
+
+
+class FailureReason(str, Enum):
+    """Machine-readable reason carried by a `failed` (or `canceled`) prediction."""
+
+    INPUT_INVALID = "input_invalid"
+    MODEL_ERROR = "model_error"
+    TIMED_OUT = "timed_out"
+    EXPIRED_IN_QUEUE = "expired_in_queue"
+    ENQUEUE_FAILED = "enqueue_failed"
+    CANCELED_BY_USER = "canceled_by_user"
+    DEADLINE = "deadline"

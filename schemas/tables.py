@@ -1,0 +1,121 @@
+"""Postgres table models (the read model, accounts and the webhook outbox).
+
+Migrations in `migrations/` create exactly these tables; a test compares the two.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, LargeBinary, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from schemas.api import Prediction, prediction_urls
+from schemas.events import PredictionError
+from schemas.status import Status
+
+
+def _ts(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable,
+                                                index=index))
+
+
+class PredictionRow(SQLModel, table=True):
+    """One prediction as the read model holds it."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (Index("ix_predictions_owner_created", "owner", "created_at"),)
+
+    id: str = Field(primary_key=True)
+    owner: str
+    model: str
+    status: str
+    input: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    output: Any = Field(default=None, sa_column=Column(JSONB))
+    error: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    logs: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    webhook: str | None = None
+    webhook_events_filter: list[str] = Field(default_factory=list,
+                                             sa_column=Column(JSONB, nullable=False))
+    metrics: dict[str, float] = Field(default_factory=dict,
+                                      sa_column=Column(JSONB, nullable=False,
+                                                       server_default="{}"))
+    created_at: datetime = _ts(nullable=False)
+    started_at: datetime | None = _ts()
+    completed_at: datetime | None = _ts()
+    expires_at: datetime | None = _ts()
+    data_removed: bool = False
+    last_sequence: int = Field(sa_column=Column(Integer, nullable=False))
+
+    def to_api(self, base_url: str) -> Prediction:
+        """The prediction as the API and webhooks show it."""
+        return Prediction(
+            id=self.id, model=self.model, status=Status(self.status), input=self.input,
+            output=self.output,
+            error=PredictionError.model_validate(self.error) if self.error else None,
+            logs=self.logs, webhook=self.webhook,
+            webhook_events_filter=self.webhook_events_filter, created_at=self.created_at,
+            started_at=self.started_at, completed_at=self.completed_at,
+            expires_at=self.expires_at, data_removed=self.data_removed, metrics=self.metrics,
+            urls=prediction_urls(base_url, self.id),
+        )
+
+
+class PredictionEventRow(SQLModel, table=True):
+    """The history of a prediction: every event the projector accepted, once."""
+
+    __tablename__ = "prediction_events"
+
+    prediction_id: str = Field(primary_key=True)
+    sequence: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    type: str
+    time: datetime = _ts(nullable=False)
+    data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+
+
+class ApiKeyRow(SQLModel, table=True):
+    """An API key, stored as its SHA-256 digest."""
+
+    __tablename__ = "api_keys"
+
+    key_hash: str = Field(primary_key=True)
+    owner: str = Field(index=True)
+    prefix: str
+    created_at: datetime = _ts(nullable=False)
+    revoked_at: datetime | None = _ts()
+
+
+class WebhookSecretRow(SQLModel, table=True):
+    """The webhook signing secret of one owner (`whsec_…`)."""
+
+    __tablename__ = "webhook_secrets"
+
+    owner: str = Field(primary_key=True)
+    secret: str
+    created_at: datetime = _ts(nullable=False)
+
+
+class WebhookDeliveryRow(SQLModel, table=True):
+    """The outbox: one row per webhook message, kept until delivered or given up."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True,
+                                                          autoincrement=True))
+    webhook_id: str = Field(unique=True)
+    prediction_id: str = Field(index=True)
+    owner: str
+    url: str
+    event_type: str
+    sequence: int = Field(sa_column=Column(BigInteger, nullable=False))
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    state: str = "pending"
+    attempts: int = 0
+    next_attempt_at: datetime = _ts(nullable=False)
+    created_at: datetime = _ts(nullable=False)
+    finished_at: datetime | None = _ts()
+    last_status: int | None = None
+    last_error: str | None = None

@@ -1,0 +1,47 @@
+"""Kafka topic names (a contract for outside consumers too).
+
+| topic                              | key           | written by                     |
+|------------------------------------|---------------|--------------------------------|
+| `<prefix>.requests.<owner>.<name>` | prediction id | ingest                         |
+| `<prefix>.events`                  | prediction id | ingest, executors, dispatcher  |
+| `<prefix>.control`                 | prediction id | ingest                         |
+| `<prefix>.dead-letter`             | original key  | executors                      |
+
+The prefix is `inferhook` unless INFERHOOK_KAFKA_TOPIC_PREFIX says otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}/[a-z0-9][a-z0-9_-]{0,62}$")
+"""Model names are `owner/name`, lower case, so each maps to exactly one topic name."""
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names under one prefix."""
+
+    prefix: str = "inferhook"
+
+    @property
+    def events(self) -> str:
+        """Every lifecycle event of every prediction, as CloudEvents."""
+        return f"{self.prefix}.events"
+
+    @property
+    def control(self) -> str:
+        """Cancel requests that every executor reads."""
+        return f"{self.prefix}.control"
+
+    @property
+    def dead_letter(self) -> str:
+        """Request messages no executor could decode, with the reason in a header."""
+        return f"{self.prefix}.dead-letter"
+
+    def requests(self, model: str) -> str:
+        """The request topic of one model (`owner/name`)."""
+        if not MODEL_NAME.match(model):
+            raise ValueError(f"not a model name: {model!r}")
+        return f"{self.prefix}.requests.{model.replace('/', '.')}"
