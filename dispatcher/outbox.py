@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -35,9 +36,9 @@ RETURNING id, webhook_id, owner, url, body, attempts
 """)
 
 RECORD = text("""
-UPDATE webhook_deliveries SET state = :state, next_attempt_at = now() + :delay,
+UPDATE webhook_deliveries SET state = CAST(:state AS varchar), next_attempt_at = now() + :delay,
   last_status = :status, last_error = :error,
-  finished_at = CASE WHEN :state = 'pending' THEN NULL ELSE now() END
+  finished_at = CASE WHEN CAST(:state AS varchar) = 'pending' THEN NULL ELSE now() END
 WHERE id = :id AND attempts = :attempts
 """)
 
@@ -76,10 +77,8 @@ class OutboxWorker:
                 await asyncio.gather(*(self.deliver(c) for c in claimed))
                 continue
             self._wake.clear()
-            try:
+            with suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll)
-            except TimeoutError:
-                pass
 
     async def claim(self) -> list[Claimed]:
         async with self.engine.begin() as conn:

@@ -7,6 +7,7 @@ the GIL), never on the event loop.
 
 from __future__ import annotations
 
+import ctypes.util
 import importlib.util
 import logging
 import time
@@ -24,7 +25,6 @@ from inferhook.catalog import CatalogEntry
 from schemas.status import FailureReason
 
 log = logging.getLogger(__name__)
-ort.set_default_logger_severity(3)  # we log the provider each session got ourselves
 
 
 def onnx_path(entry: CatalogEntry) -> Path:
@@ -57,8 +57,10 @@ def load_handler(entry: CatalogEntry) -> ModuleType:
 
 
 def providers() -> list[str]:
-    """CUDA first when this onnxruntime build and machine offer it, CPU always."""
-    available = ort.get_available_providers()
+    """CUDA first when this onnxruntime build offers it and an NVIDIA driver is present."""
+    available = set(ort.get_available_providers())
+    if ctypes.util.find_library("cuda") is None:  # no driver: asking for CUDA only logs errors
+        available.discard("CUDAExecutionProvider")
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 

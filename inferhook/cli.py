@@ -36,8 +36,12 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_infra(settings: Settings, args: argparse.Namespace) -> None:
+    from inferhook.infra.kafka import resolve_jars
     from inferhook.stack import infra_down, infra_status, infra_up
 
+    if args.action == "fetch":
+        print(f"Kafka jars in {resolve_jars(settings.state_dir / 'kafka-jars')}")
+        return
     if args.action == "up":
         infra_up(settings)
     elif args.action == "down":
@@ -100,7 +104,7 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start Kafka, Postgres, the services and models; Ctrl-C stops")
     infra = sub.add_parser("infra", help="local Kafka and Postgres")
-    infra.add_argument("action", choices=["up", "down", "status"])
+    infra.add_argument("action", choices=["fetch", "up", "down", "status"])
     sub.add_parser("migrate", help="apply database migrations")
     models = sub.add_parser("models", help="model files")
     models.add_argument("action", choices=["build"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import suppress
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -36,10 +37,8 @@ async def ensure_topics(settings: KafkaSettings, names: list[str]) -> None:
         topics = [NewTopic(n, settings.partitions, settings.replication_factor,
                            topic_configs={"max.message.bytes": str(16 * 1024 * 1024)})
                   for n in missing]
-        try:
+        with suppress(TopicAlreadyExistsError):  # another process created them first
             await admin.create_topics(topics)
-        except TopicAlreadyExistsError:
-            pass
         log.info("created topics %s", ", ".join(missing))
     finally:
         await admin.close()

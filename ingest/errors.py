@@ -6,6 +6,7 @@
     ├── NotFound              404  unknown route, model or prediction (incl. other owners')
     ├── PayloadTooLarge       413  body over INFERHOOK_MAX_BODY_BYTES
     ├── UnsupportedMediaType  415  body is not application/json
+    ├── HttpError             any  aiohttp's own HTTP errors (405 and the like), reshaped
     ├── Unprocessable         422  valid JSON that breaks the schema (lists every problem)
     └── ServiceUnavailable    503  Kafka or Postgres did not answer; nothing was accepted
 """
@@ -59,3 +60,12 @@ class Unprocessable(ApiError):
 
 class ServiceUnavailable(ApiError):
     status, type, title = 503, "unavailable", "Service unavailable"
+
+
+class HttpError(ApiError):
+    """An HTTP error aiohttp raised itself, carried over with its status."""
+
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.title = status, title
+        self.type = title.lower().replace(" ", "-")

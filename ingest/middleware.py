@@ -8,8 +8,15 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from inferhook.accounts import owner_of
-from ingest.errors import ApiError, NotFound, PayloadTooLarge, ServiceUnavailable, Unauthorized
-from ingest.state import ENGINE, OWNER
+from ingest.errors import (
+    ApiError,
+    HttpError,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unauthorized,
+)
+from ingest.state import ENGINE, OWNER, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -29,20 +36,17 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         return await handler(request)
     except ApiError as error:
         return problem_response(error)
-    except web.HTTPRequestEntityTooLarge as exc:
-        return problem_response(PayloadTooLarge(f"body exceeds {exc.max_size} bytes"))
+    except web.HTTPRequestEntityTooLarge:
+        return problem_response(PayloadTooLarge(f"body exceeds {request.app[SETTINGS].max_body_bytes} bytes"))
     except web.HTTPNotFound:
         return problem_response(NotFound(f"no route for {request.path}"))
     except web.HTTPMethodNotAllowed as exc:
-        error = ApiError(f"{request.method} is not allowed here")
-        error.status, error.type, error.title = 405, "method-not-allowed", "Method not allowed"
-        response = problem_response(error)
+        refused = HttpError(405, "Method not allowed", f"{request.method} is not allowed here")
+        response = problem_response(refused)
         response.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
         return response
     except web.HTTPException as exc:
-        error = ApiError(exc.text or exc.reason)
-        error.status, error.type, error.title = exc.status, "http", exc.reason
-        return problem_response(error)
+        return problem_response(HttpError(exc.status, exc.reason, exc.text or exc.reason))
     except (ConnectionError, TimeoutError, OSError) as exc:
         log.warning("dependency failed on %s %s: %r", request.method, request.path, exc)
         return problem_response(ServiceUnavailable("a backing service did not answer; retry"))

@@ -15,5 +15,5 @@ TOPICS = web.AppKey("topics", Topics)
 CATALOG = web.AppKey("catalog", dict[str, CatalogEntry])
 ENGINE = web.AppKey("engine", AsyncEngine)
 PRODUCER = web.AppKey("producer", AIOKafkaProducer)
-OWNER = "inferhook.owner"
+OWNER = web.RequestKey("owner", str)
 """Request key holding the authenticated owner."""

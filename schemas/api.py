@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,7 +13,7 @@ from schemas.status import Status
 from schemas.topics import MODEL_NAME
 
 
-class WebhookEvent(str, Enum):
+class WebhookEvent(StrEnum):
     """Which events a prediction's webhook receives (`webhook_events_filter`)."""
 
     START = "start"

@@ -16,7 +16,7 @@ the executor after a prediction may have started (cancel, deadlines, the reaper)
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -30,7 +30,7 @@ CREATED_SEQUENCE = 0
 OUT_OF_BAND_SEQUENCE = 2**31 - 1
 
 
-class EventType(str, Enum):
+class EventType(StrEnum):
     """CloudEvents `type` of each lifecycle event."""
 
     CREATED = "inferhook.prediction.created"
@@ -169,7 +169,7 @@ class PredictionEvent(BaseModel):
             return cls(
                 id=attrs["ce_id"], source=attrs["ce_source"], type=event_type,
                 time=datetime.fromisoformat(attrs["ce_time"]), subject=attrs["ce_subject"],
-                sequence=int(attrs["ce_sequence"]), data=data,  # type: ignore[arg-type]
+                sequence=int(attrs["ce_sequence"]), data=data,
             )
         except DecodeError:
             raise

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """Where a prediction is in its lifecycle."""
 
     PENDING = "pending"
@@ -22,7 +22,7 @@ class Status(str, Enum):
 TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELED})
 
 
-class FailureReason(str, Enum):
+class FailureReason(StrEnum):
     """Machine-readable reason carried by a `failed` (or `canceled`) prediction."""
 
     INPUT_INVALID = "input_invalid"

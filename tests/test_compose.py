@@ -11,23 +11,19 @@ import json
 import os
 import re
 import shlex
-import sys
 import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
+from inferhook.settings import Settings, WebhookSettings
+
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # the package may not be installed into the venv
-    sys.path.insert(0, str(REPO))
-
-from inferhook.settings import Settings, WebhookSettings  # noqa: E402
-
 COMPOSE_FILE = REPO / "compose.yaml"
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
@@ -109,14 +105,15 @@ def _published_ports(service: dict[str, Any]) -> dict[int, int]:
     mapping: dict[int, int] = {}
     for entry in service.get("ports") or []:
         if isinstance(entry, dict):
-            mapping[int(entry["target"])] = int(entry.get("published", entry["target"]))
+            target = int(entry["target"])
+            mapping[target] = int(entry.get("published") or target)
             continue
         parts = str(entry).split("/")[0].split(":")
         mapping[int(parts[-1])] = int(parts[-2]) if len(parts) >= 2 else int(parts[-1])
     return mapping
 
 
-def _is_settings_class(annotation: object) -> bool:
+def _is_settings_class(annotation: object) -> TypeGuard[type[BaseSettings]]:
     return isinstance(annotation, type) and issubclass(annotation, BaseSettings)
 
 
@@ -126,9 +123,9 @@ def _setting_env_names(cls: type[BaseSettings]) -> set[str]:
     prefix = str(cls.model_config.get("env_prefix", ""))
     names: set[str] = set()
     for field_name, field in cls.model_fields.items():
-        if _is_settings_class(field.annotation):
-            assert field.annotation is not None
-            names |= _setting_env_names(field.annotation)
+        annotation = field.annotation
+        if _is_settings_class(annotation):
+            names |= _setting_env_names(annotation)
             continue
         names.add(f"{prefix}{field_name}".upper())
         for alias in (field.alias, field.validation_alias):

@@ -1,0 +1,36 @@
+# inferhook: `make up` starts the whole dev stack, `make test` runs the tests.
+# Both set everything up first (virtualenv, system packages, Kafka jars, models).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: up test install provision lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev,build-models]'
+	touch $@
+
+install: $(VENV)/.installed
+
+provision: install
+	bash scripts/provision-system.sh
+	$(BIN)/inferhook infra fetch
+	$(BIN)/inferhook models build
+
+up: provision
+	$(BIN)/inferhook up
+
+test: provision
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy .
+
+clean:
+	$(BIN)/inferhook infra down || true
+	rm -rf .state $(VENV)
