@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from inferhook.db import PREDICTION_CHANGED
 from schemas.api import WebhookEvent
 from schemas.events import Completed, Created, EventType, Logs, Output, PredictionEvent, Started
 from schemas.status import TERMINAL
@@ -51,6 +52,8 @@ INSERT INTO prediction_events (prediction_id, sequence, type, time, data)
 VALUES (:id, :sequence, :type, :time, CAST(:data AS jsonb))
 ON CONFLICT DO NOTHING
 """)
+
+NOTIFY = text(f"SELECT pg_notify('{PREDICTION_CHANGED}', :payload)")
 
 ENQUEUE = text("""
 INSERT INTO webhook_deliveries (webhook_id, prediction_id, owner, url, event_type, sequence,
@@ -118,6 +121,8 @@ async def apply_event(conn: AsyncConnection, event: PredictionEvent, base_url: s
         return False
     await _record(conn, event)
     row = PredictionRow.model_validate(updated._mapping)
+    # Delivered when the transaction commits; waiting clients (Prefer: wait, streams) wake.
+    await conn.execute(NOTIFY, {"payload": f"{row.id}:{row.status}"})
     wanted = WEBHOOK_EVENT.get(event.type)
     if row.webhook and wanted and (
             wanted is WebhookEvent.COMPLETED or wanted.value in row.webhook_events_filter):

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from inferhook.settings import DatabaseSettings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+PREDICTION_CHANGED = "inferhook_prediction_changed"
+"""NOTIFY channel: the projector sends `<prediction id>:<status>` after each change commits."""
 
 
 def alembic_config(settings: DatabaseSettings) -> Config:
@@ -22,8 +24,8 @@ def alembic_config(settings: DatabaseSettings) -> Config:
 
 
 def migrate(settings: DatabaseSettings) -> None:
-    """Bring the schema to the newest migration (blocking; safe to run from many processes)."""
-    command.upgrade(alembic_config(settings), "head")
+    """Bring the schema to the newest migrations (blocking; safe to run from many processes)."""
+    command.upgrade(alembic_config(settings), "heads")
 
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:

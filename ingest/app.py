@@ -11,7 +11,7 @@ from inferhook.catalog import load_catalog
 from inferhook.db import create_engine
 from inferhook.kafka import create_producer, ensure_topics
 from inferhook.settings import Settings
-from ingest import models, predictions, system
+from ingest import models, predictions, system, webhooks
 from ingest.middleware import authenticate, problems
 from ingest.state import CATALOG, ENGINE, PRODUCER, SETTINGS, TOPICS
 from schemas.topics import Topics
@@ -47,7 +47,7 @@ def build_app(settings: Settings) -> web.Application:
     app[TOPICS] = Topics(settings.kafka.topic_prefix)
     app[CATALOG] = load_catalog(settings.models_dir)
     app.cleanup_ctx.extend([_postgres, _kafka])
-    for table in (predictions.routes, models.routes, system.routes):
+    for table in (predictions.routes, models.routes, system.routes, webhooks.routes):
         app.add_routes(table)
     return app
 

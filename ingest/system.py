@@ -1,4 +1,4 @@
-"""Health, readiness and the caller's webhook secret."""
+"""Health and readiness."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import asyncio
 from aiohttp import web
 from sqlalchemy import text
 
-from inferhook.accounts import webhook_secret
-from ingest.state import ENGINE, OWNER, PRODUCER, TOPICS
-from schemas.api import WebhookSecret
+from ingest.state import ENGINE, PRODUCER, TOPICS
 
 routes = web.RouteTableDef()
 
@@ -43,11 +41,3 @@ async def readyz(request: web.Request) -> web.Response:
     ready = all(v == "ok" for v in checks.values())
     return web.json_response({"status": "ok" if ready else "unavailable", "checks": checks},
                              status=200 if ready else 503)
-
-
-@routes.get("/v1/webhooks/default/secret")
-async def get_webhook_secret(request: web.Request) -> web.Response:
-    """The secret webhooks to the caller are signed with (`whsec_…`)."""
-    secret = await webhook_secret(request.app[ENGINE], request[OWNER])
-    return web.Response(text=WebhookSecret(key=secret).model_dump_json(),
-                        content_type="application/json")

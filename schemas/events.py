@@ -40,6 +40,8 @@ class EventType(StrEnum):
     SUCCEEDED = "inferhook.prediction.succeeded"
     FAILED = "inferhook.prediction.failed"
     CANCELED = "inferhook.prediction.canceled"
+    CANCEL_REQUESTED = "inferhook.prediction.cancel_requested"
+    """On the control topic only: executors stop (or never start) this prediction."""
 
     @property
     def status(self) -> Status | None:
@@ -107,7 +109,14 @@ class Completed(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
 
 
-EventData = Created | Started | Logs | Output | Completed
+class CancelRequested(BaseModel):
+    """Data of `cancel_requested` (control topic)."""
+
+    requested_at: datetime
+    reason: FailureReason = FailureReason.CANCELED_BY_USER
+
+
+EventData = Created | Started | Logs | Output | Completed | CancelRequested
 
 _DATA_MODEL: dict[EventType, type[BaseModel]] = {
     EventType.CREATED: Created,
@@ -117,6 +126,7 @@ _DATA_MODEL: dict[EventType, type[BaseModel]] = {
     EventType.SUCCEEDED: Completed,
     EventType.FAILED: Completed,
     EventType.CANCELED: Completed,
+    EventType.CANCEL_REQUESTED: CancelRequested,
 }
 
 
