@@ -27,17 +27,23 @@ TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in TERMINAL)
 
 INSERT_CREATED = text("""
 INSERT INTO predictions (id, owner, model, status, input, webhook, webhook_events_filter,
-                         created_at, last_sequence, logs, metrics, data_removed)
+                         created_at, last_sequence, logs, metrics, data_removed, deadline,
+                         result_ttl_seconds)
 VALUES (:id, :owner, :model, 'pending', CAST(:input AS jsonb), :webhook,
-        CAST(:filter AS jsonb), :created_at, :sequence, '', '{}', false)
+        CAST(:filter AS jsonb), :created_at, :sequence, '', '{}', false, :deadline,
+        :result_ttl_seconds)
 ON CONFLICT (id) DO NOTHING
 """)
 
 UPDATE = text(f"""
 UPDATE predictions SET
   status = COALESCE(:status, status),
-  started_at = COALESCE(:started_at, started_at),
+  started_at = COALESCE(started_at, :started_at),
+  phase = COALESCE(:phase, phase),
   completed_at = COALESCE(:completed_at, completed_at),
+  expires_at = CASE WHEN CAST(:completed_at AS timestamptz) IS NULL THEN expires_at
+    ELSE CAST(:completed_at AS timestamptz)
+         + make_interval(secs => COALESCE(result_ttl_seconds, :default_ttl)) END,
   output = CASE WHEN :set_output THEN CAST(:output AS jsonb) ELSE output END,
   error = COALESCE(CAST(:error AS jsonb), error),
   logs = logs || :logs,
@@ -83,11 +89,13 @@ def update_params(event: PredictionEvent) -> dict[str, Any]:
     params: dict[str, Any] = {
         "id": event.subject, "sequence": event.sequence,
         "status": event.type.status.value if event.type.status else None,
-        "started_at": None, "completed_at": None, "set_output": False, "output": None,
+        "started_at": None, "phase": None, "completed_at": None, "set_output": False, "output": None,
         "error": None, "logs": "", "metrics": "{}",
     }
     if isinstance(data, Started):
-        params["started_at"] = data.started_at
+        params.update(started_at=data.started_at, phase=data.phase)
+        if data.load_time is not None:
+            params["metrics"] = _json({"load_time": data.load_time})
     elif isinstance(data, Logs):
         params["logs"] = data.logs
     elif isinstance(data, Output):
@@ -105,6 +113,9 @@ def webhook_id(prediction_id: str, sequence: int) -> str:
     return f"msg_{prediction_id.replace('-', '')}_{sequence}"
 
 
+DEFAULT_RESULT_TTL = 3600.0
+
+
 async def apply_event(conn: AsyncConnection, event: PredictionEvent, base_url: str) -> bool:
     """Apply one event inside the caller's transaction; True when it changed the read model."""
     if isinstance(event.data, Created):
@@ -113,10 +124,12 @@ async def apply_event(conn: AsyncConnection, event: PredictionEvent, base_url: s
             "id": event.subject, "owner": created.owner, "model": created.model,
             "input": _json(created.input), "webhook": created.webhook,
             "filter": _json(created.webhook_events_filter), "created_at": created.created_at,
-            "sequence": event.sequence})
+            "sequence": event.sequence, "deadline": created.deadline,
+            "result_ttl_seconds": created.result_ttl_seconds})
         await _record(conn, event)
         return inserted.rowcount > 0
-    updated = (await conn.execute(UPDATE, update_params(event))).first()
+    params = {**update_params(event), "default_ttl": DEFAULT_RESULT_TTL}
+    updated = (await conn.execute(UPDATE, params)).first()
     if updated is None:
         return False
     await _record(conn, event)

@@ -55,6 +55,7 @@ class Prediction(BaseModel):
     id: str
     model: str
     status: Status
+    phase: str | None = Field(default=None, description="While started: loading (cold start) or running")
     input: dict[str, Any] | None
     output: Any = None
     error: PredictionError | None = None

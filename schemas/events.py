@@ -79,13 +79,19 @@ class Created(BaseModel):
     webhook: str | None = None
     webhook_events_filter: list[str] = Field(default_factory=list)
     created_at: datetime
+    deadline: datetime | None = None
+    """From `Cancel-After`: a prediction not finished by then ends `canceled` (reason deadline)."""
+    result_ttl_seconds: float | None = None
+    """How long input/output are kept after completion; None = the server default."""
 
 
 class Started(BaseModel):
-    """Data of `started`."""
+    """Data of `started`; a cold model sends one with phase `loading`, then one with `running`."""
 
     started_at: datetime
     phase: str = "running"
+    load_time: float | None = None
+    """Seconds spent loading the model for this prediction (cold start), when known."""
 
 
 class Logs(BaseModel):

@@ -48,11 +48,15 @@ class PredictionRow(SQLModel, table=True):
     expires_at: datetime | None = _ts()
     data_removed: bool = False
     last_sequence: int = Field(sa_column=Column(Integer, nullable=False))
+    deadline: datetime | None = _ts()
+    result_ttl_seconds: float | None = None
+    phase: str | None = None
 
     def to_api(self, base_url: str) -> Prediction:
         """The prediction as the API and webhooks show it."""
         return Prediction(
-            id=self.id, model=self.model, status=Status(self.status), input=self.input,
+            id=self.id, model=self.model, status=Status(self.status),
+            phase=self.phase if self.status == Status.STARTED else None, input=self.input,
             output=self.output,
             error=PredictionError.model_validate(self.error) if self.error else None,
             logs=self.logs, webhook=self.webhook,
