@@ -66,10 +66,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             migrate(DatabaseSettings(url=SecretStr(url)))
             yield url
         return
-    folder = tmp_path_factory.mktemp("postgres")
-    os.chmod(folder.parent, 0o755)
-    os.chmod(folder.parent.parent, 0o755)
-    postgres = LocalPostgres(folder, durable=False)
+    postgres = LocalPostgres(tmp_path_factory.mktemp("postgres"), durable=False)
     postgres.start()
     try:
         migrate(DatabaseSettings(url=SecretStr(postgres.url)))

@@ -11,6 +11,7 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,15 @@ class LocalPostgres:
             return args
         return ["runuser", "-u", SERVER_USER, "--", *args]
 
+    def _let_server_user_reach(self) -> None:
+        """Give every folder above the data dir the search bit, so the server user can reach it."""
+        if os.geteuid() != 0:
+            return
+        for folder in self.data_dir.resolve().parents:
+            mode = folder.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                os.chmod(folder, mode | stat.S_IXOTH)
+
     def _hand_over(self, path: Path) -> None:
         if os.geteuid() == 0:
             entry = pwd.getpwnam(SERVER_USER)
@@ -81,6 +91,7 @@ class LocalPostgres:
         bin_dir = find_bin_dir()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.data_dir, 0o755)
+        self._let_server_user_reach()
         port_file = self.data_dir / "port"
         if not self.port and port_file.exists():
             self.port = int(port_file.read_text())
@@ -99,7 +110,7 @@ class LocalPostgres:
             )
             if init.returncode != 0:
                 raise InfraError(f"initdb failed:\n{init.stdout}{init.stderr}")
-        self.log_path.touch()
+        self.log_path.write_text("")  # readiness is read from this log: start it empty
         self._hand_over(self.log_path)
         options = [
             "-c", "listen_addresses=127.0.0.1", "-p", str(self.port),

@@ -1,0 +1,67 @@
+"""The local servers the dev stack and the tests run on: start, stop, restart, clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from inferhook.infra import InfraError, LocalKafka, LocalPostgres
+from inferhook.infra.kafka import require_tool, resolve_jars
+from inferhook.infra.postgres import find_bin_dir
+from inferhook.settings import REPO_ROOT
+
+
+async def test_postgres_restarts_on_its_data_dir(tmp_path: Path) -> None:
+    server = LocalPostgres(tmp_path / "pg", durable=False)
+    await asyncio.to_thread(server.start)
+    try:
+        conn = await asyncpg.connect(server.url)
+        await conn.execute("CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)")
+        await conn.close()
+    finally:
+        server.stop()
+    assert server.running_pid() is None
+    again = LocalPostgres(tmp_path / "pg", durable=False)
+    await asyncio.to_thread(again.start)
+    try:
+        assert again.port == server.port, "a restart keeps the port it had"
+        conn = await asyncpg.connect(again.url)
+        assert await conn.fetchval("SELECT x FROM kept") == 42
+        await conn.close()
+    finally:
+        again.stop()
+
+
+async def test_kafka_restarts_and_serves_clients(tmp_path: Path) -> None:
+    jars = resolve_jars(REPO_ROOT / ".state" / "kafka-jars")
+    for _ in range(2):
+        kafka = LocalKafka(tmp_path / "kafka", jars)
+        await asyncio.to_thread(kafka.start)
+        try:
+            producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+            await producer.start()
+            try:
+                metadata = await producer.client.fetch_all_metadata()
+                assert metadata.brokers(), "the broker answers metadata requests"
+            finally:
+                await producer.stop()
+        finally:
+            kafka.stop()
+        assert kafka.running_pid() is None
+
+
+def test_missing_tool_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(InfraError) as caught:
+        require_tool("java")
+    message = str(caught.value)
+    assert "install Java" in message
+    assert "docker compose up" in message
+
+
+def test_postgres_binaries_are_found() -> None:
+    assert (find_bin_dir() / "postgres").exists()
