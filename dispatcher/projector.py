@@ -1,153 +1,237 @@
-"""Projects inferhook.events into the Postgres read model, once per event.
+"""Projects batches of inferhook.events into Postgres with a fixed number of statements.
 
-Each event is applied only if its sequence is newer than the prediction's
-`last_sequence` and the prediction is not terminal, so replays, duplicates and stale
-events change nothing. Applied events go into the history and, when the prediction has
-a webhook that wants them, into the webhook outbox, in the same transaction.
+One Postgres transaction per batch: lock the touched predictions, fold the events over them
+(dispatcher.fold), write the changed rows, the history and the webhook outbox rows, NOTIFY
+`inferhook_prediction_changed` once per changed prediction, and store the next offset of
+each partition, so a batch is applied entirely or not at all, and exactly once. Every
+statement takes the whole batch as one JSON array or a few arrays; none runs per event.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dispatcher.fold import PROGRESS, Current, Folded, dumps, fold
+from dispatcher.throttle import Plan, QueuedProgress, plan
 from inferhook.db import PREDICTION_CHANGED
-from schemas.api import WebhookEvent
-from schemas.events import Completed, Created, EventType, Logs, Output, PredictionEvent, Started
+from schemas.events import EventType, PredictionEvent, utcnow
 from schemas.status import TERMINAL
-from schemas.tables import PredictionRow
+from schemas.webhooks import endpoint_of
 
 log = logging.getLogger(__name__)
 
-TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in TERMINAL)
+PROGRESS_TYPES = sorted(t.value for t in PROGRESS)
+TERMINAL_TYPES = sorted(t.value for t in EventType if t.status in TERMINAL)
 
-INSERT_CREATED = text("""
-INSERT INTO predictions (id, owner, model, status, input, webhook, webhook_events_filter,
-                         created_at, last_sequence, logs, metrics, data_removed, deadline,
-                         result_ttl_seconds)
-VALUES (:id, :owner, :model, 'pending', CAST(:input AS jsonb), :webhook,
-        CAST(:filter AS jsonb), :created_at, :sequence, '', '{}', false, :deadline,
-        :result_ttl_seconds)
-ON CONFLICT (id) DO NOTHING
+LOAD = text("""
+SELECT id, owner, model, status, webhook, webhook_events_filter, created_at, last_sequence,
+       started_at, completed_at, expires_at, deadline, result_ttl_seconds, phase, data_removed,
+       error, metrics, webhook IS NOT NULL AS full,
+       CASE WHEN webhook IS NOT NULL THEN input END AS input,
+       CASE WHEN webhook IS NOT NULL THEN output END AS output,
+       CASE WHEN webhook IS NOT NULL THEN logs ELSE '' END AS logs
+FROM predictions WHERE id = ANY(CAST(:ids AS text[]))
+ORDER BY id FOR UPDATE
 """)
 
-UPDATE = text(f"""
-UPDATE predictions SET
-  status = COALESCE(:status, status),
-  started_at = COALESCE(started_at, :started_at),
-  phase = COALESCE(:phase, phase),
-  completed_at = COALESCE(:completed_at, completed_at),
-  expires_at = CASE WHEN CAST(:completed_at AS timestamptz) IS NULL THEN expires_at
-    ELSE CAST(:completed_at AS timestamptz)
-         + make_interval(secs => COALESCE(result_ttl_seconds, :default_ttl)) END,
-  output = CASE WHEN :set_output THEN CAST(:output AS jsonb) ELSE output END,
-  error = COALESCE(CAST(:error AS jsonb), error),
-  logs = logs || :logs,
-  metrics = metrics || CAST(:metrics AS jsonb),
-  last_sequence = :sequence
-WHERE id = :id AND last_sequence < :sequence AND status NOT IN ({TERMINAL_SQL})
-RETURNING *
+_ROW_TYPES = """id text, owner text, model text, status text, input jsonb, output jsonb,
+  error jsonb, logs text, webhook text, webhook_events_filter jsonb, metrics jsonb,
+  created_at timestamptz, started_at timestamptz, completed_at timestamptz,
+  expires_at timestamptz, data_removed boolean, last_sequence integer, deadline timestamptz,
+  result_ttl_seconds float8, phase text, output_set boolean"""
+
+INSERT_NEW = text(f"""
+INSERT INTO predictions AS p (id, owner, model, status, input, output, error, logs, webhook,
+  webhook_events_filter, metrics, created_at, started_at, completed_at, expires_at,
+  data_removed, last_sequence, deadline, result_ttl_seconds, phase)
+SELECT id, owner, model, status, input, output, error, logs, webhook, webhook_events_filter,
+  metrics, created_at, started_at, completed_at, expires_at, data_removed, last_sequence,
+  deadline, result_ttl_seconds, phase
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({_ROW_TYPES})
+ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, output = EXCLUDED.output,
+  error = EXCLUDED.error, logs = EXCLUDED.logs, metrics = EXCLUDED.metrics,
+  started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at,
+  expires_at = EXCLUDED.expires_at, last_sequence = EXCLUDED.last_sequence,
+  deadline = EXCLUDED.deadline, result_ttl_seconds = EXCLUDED.result_ttl_seconds,
+  phase = EXCLUDED.phase
+WHERE p.last_sequence <= EXCLUDED.last_sequence
 """)
+"""New predictions; a row ingest wrote meanwhile (read-your-writes) is brought up to date."""
+
+UPDATE_EXISTING = text(f"""
+UPDATE predictions AS p SET status = r.status, started_at = r.started_at, phase = r.phase,
+  completed_at = r.completed_at, expires_at = r.expires_at, error = r.error,
+  output = CASE WHEN r.output_set THEN r.output ELSE p.output END,
+  logs = p.logs || r.logs, metrics = p.metrics || r.metrics,
+  last_sequence = r.last_sequence, deadline = r.deadline,
+  result_ttl_seconds = r.result_ttl_seconds
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({_ROW_TYPES})
+WHERE p.id = r.id
+""")
+"""Changed predictions that existed: logs and metrics as deltas, output only when set."""
 
 INSERT_HISTORY = text("""
 INSERT INTO prediction_events (prediction_id, sequence, type, time, data)
-VALUES (:id, :sequence, :type, :time, CAST(:data AS jsonb))
+SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:sequences AS bigint[]),
+                     CAST(:types AS text[]), CAST(:times AS timestamptz[]),
+                     CAST(:data AS jsonb[]))
 ON CONFLICT DO NOTHING
 """)
 
-NOTIFY = text(f"SELECT pg_notify('{PREDICTION_CHANGED}', :payload)")
+NOTIFY = text(f"""
+SELECT count(pg_notify('{PREDICTION_CHANGED}', payload))
+FROM unnest(CAST(:payloads AS text[])) AS payload
+""")
+
+LOAD_PROGRESS = text("""
+SELECT id, prediction_id, scheduled_at,
+       (state = 'pending' AND attempts = 0 AND claim_id IS NULL) AS untried
+FROM webhook_deliveries
+WHERE prediction_id = ANY(CAST(:ids AS text[])) AND event_type = ANY(CAST(:types AS text[]))
+  AND (state = 'pending' OR scheduled_at > now() - make_interval(secs => :window))
+ORDER BY prediction_id, sequence FOR UPDATE
+""")
+
+SUPERSEDE = text("""
+UPDATE webhook_deliveries SET state = 'superseded', finished_at = now()
+WHERE state = 'pending' AND claim_id IS NULL AND (
+  (prediction_id = ANY(CAST(:retrying AS text[])) AND attempts > 0
+   AND event_type <> ALL(CAST(:terminal AS text[])))
+  OR (prediction_id = ANY(CAST(:progress_of AS text[])) AND attempts = 0
+      AND event_type = ANY(CAST(:progress AS text[]))))
+""")
+
+REPLACE = text("""
+UPDATE webhook_deliveries AS d SET webhook_id = r.webhook_id, sequence = r.sequence,
+  event_type = r.event_type, body = convert_to(r.body, 'UTF8')
+FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+  AS r(id bigint, webhook_id text, sequence bigint, event_type text, body text)
+WHERE d.id = r.id AND d.claim_id IS NULL AND d.attempts = 0
+""")
 
 ENQUEUE = text("""
-INSERT INTO webhook_deliveries (webhook_id, prediction_id, owner, url, event_type, sequence,
-                                body, state, attempts, next_attempt_at, created_at)
-VALUES (:webhook_id, :prediction_id, :owner, :url, :event_type, :sequence, :body,
-        'pending', 0, now(), now())
+INSERT INTO webhook_deliveries (webhook_id, prediction_id, owner, url, endpoint, event_type,
+  sequence, body, state, attempts, next_attempt_at, scheduled_at, created_at)
+SELECT r.webhook_id, r.prediction_id, r.owner, r.url, r.endpoint, r.event_type, r.sequence,
+  convert_to(r.body, 'UTF8'), 'pending', 0, r.due, r.due, now()
+FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+  AS r(webhook_id text, prediction_id text, owner text, url text, endpoint text,
+       event_type text, sequence bigint, body text, due timestamptz)
 ON CONFLICT (webhook_id) DO NOTHING
 """)
 
-WEBHOOK_EVENT = {
-    EventType.STARTED: WebhookEvent.START,
-    EventType.OUTPUT: WebhookEvent.OUTPUT,
-    EventType.LOGS: WebhookEvent.LOGS,
-    EventType.SUCCEEDED: WebhookEvent.COMPLETED,
-    EventType.FAILED: WebhookEvent.COMPLETED,
-    EventType.CANCELED: WebhookEvent.COMPLETED,
-}
+STORE_OFFSETS = text("""
+INSERT INTO dispatcher_offsets (topic, partition, next_offset, updated_at)
+SELECT t, p, o, now() FROM unnest(CAST(:topics AS text[]), CAST(:partitions AS integer[]),
+                                  CAST(:offsets AS bigint[])) AS x(t, p, o)
+ON CONFLICT (topic, partition) DO UPDATE
+SET next_offset = GREATEST(dispatcher_offsets.next_offset, EXCLUDED.next_offset),
+    updated_at = EXCLUDED.updated_at
+""")
+
+LOAD_OFFSETS = text("""
+SELECT partition, next_offset FROM dispatcher_offsets
+WHERE topic = :topic AND partition = ANY(CAST(:partitions AS integer[]))
+""")
 
 
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+@dataclass(frozen=True)
+class Applied:
+    """What one batch did."""
+
+    events: int
+    applied: int
+    changed: int
+    webhooks: int
 
 
-def update_params(event: PredictionEvent) -> dict[str, Any]:
-    """Column values one non-created event sets (None leaves a column as it is)."""
-    data = event.data
-    params: dict[str, Any] = {
-        "id": event.subject, "sequence": event.sequence,
-        "status": event.type.status.value if event.type.status else None,
-        "started_at": None, "phase": None, "completed_at": None, "set_output": False, "output": None,
-        "error": None, "logs": "", "metrics": "{}",
+async def project_batch(conn: AsyncConnection, events: Sequence[PredictionEvent],
+                        offsets: dict[tuple[str, int], int], *, base_url: str,
+                        progress_interval: float, raw: Sequence[bytes] | None = None) -> Applied:
+    """Apply `events` (arrival order) and store `offsets` inside the caller's transaction.
+
+    `raw` optionally carries each event's data as it came from Kafka (see fold).
+    """
+    ids = sorted({e.subject for e in events})
+    rows = {row.id: Current(**row._mapping)
+            for row in await conn.execute(LOAD, {"ids": ids})} if ids else {}
+    folded = fold(rows, events, base_url, raw)
+    await _write_rows(conn, folded)
+    if history := folded.history:
+        await conn.execute(INSERT_HISTORY, {
+            "ids": [h.prediction_id for h in history], "sequences": [h.sequence for h in history],
+            "types": [h.type for h in history], "times": [h.time for h in history],
+            "data": [h.data.decode() for h in history]})
+    if payloads := folded.notifications():
+        # Delivered when the transaction commits; waiting clients (Prefer: wait, streams) wake.
+        await conn.execute(NOTIFY, {"payloads": payloads})
+    webhooks = await _write_outbox(conn, folded, progress_interval) if folded.intents else 0
+    if offsets:
+        keys = sorted(offsets)
+        await conn.execute(STORE_OFFSETS, {"topics": [t for t, _ in keys],
+                                           "partitions": [p for _, p in keys],
+                                           "offsets": [offsets[k] for k in keys]})
+    return Applied(len(events), len(folded.history), len(payloads), webhooks)
+
+
+async def stored_offsets(conn: AsyncConnection, topic: str,
+                         partitions: Sequence[int]) -> dict[int, int]:
+    """The next offset to project of each partition that has one stored."""
+    result = await conn.execute(LOAD_OFFSETS, {"topic": topic, "partitions": list(partitions)})
+    return {row.partition: row.next_offset for row in result}
+
+
+def _row_json(row: Current, *, whole: bool) -> dict[str, Any]:
+    return {
+        "id": row.id, "owner": row.owner, "model": row.model, "status": row.status,
+        "input": row.input if whole else None, "output": row.output, "error": row.error,
+        "logs": row.logs if whole else row.logs_delta, "webhook": row.webhook,
+        "webhook_events_filter": row.webhook_events_filter,
+        "metrics": row.metrics if whole else row.metrics_delta, "created_at": row.created_at,
+        "started_at": row.started_at, "completed_at": row.completed_at,
+        "expires_at": row.expires_at, "data_removed": row.data_removed,
+        "last_sequence": row.last_sequence, "deadline": row.deadline,
+        "result_ttl_seconds": row.result_ttl_seconds, "phase": row.phase,
+        "output_set": row.output_set,
     }
-    if isinstance(data, Started):
-        params.update(started_at=data.started_at, phase=data.phase)
-        if data.load_time is not None:
-            params["metrics"] = _json({"load_time": data.load_time})
-    elif isinstance(data, Logs):
-        params["logs"] = data.logs
-    elif isinstance(data, Output):
-        params.update(set_output=True, output=_json(data.output))
-    elif isinstance(data, Completed):
-        params.update(completed_at=data.completed_at, metrics=_json(data.metrics),
-                      error=_json(data.error.model_dump(mode="json")) if data.error else None)
-        if data.output is not None:
-            params.update(set_output=True, output=_json(data.output))
-    return params
 
 
-def webhook_id(prediction_id: str, sequence: int) -> str:
-    """The Standard Webhooks message id of one event: the same on every retry and replay."""
-    return f"msg_{prediction_id.replace('-', '')}_{sequence}"
+async def _write_rows(conn: AsyncConnection, folded: Folded) -> None:
+    changed = folded.changed
+    new = [_row_json(r, whole=True) for r in changed if r.new]
+    existing = [_row_json(r, whole=False) for r in changed if not r.new]
+    if new:
+        await conn.execute(INSERT_NEW, {"rows": dumps(new)})
+    if existing:
+        await conn.execute(UPDATE_EXISTING, {"rows": dumps(existing)})
 
 
-DEFAULT_RESULT_TTL = 3600.0
-
-
-async def apply_event(conn: AsyncConnection, event: PredictionEvent, base_url: str) -> bool:
-    """Apply one event inside the caller's transaction; True when it changed the read model."""
-    if isinstance(event.data, Created):
-        created = event.data
-        inserted = await conn.execute(INSERT_CREATED, {
-            "id": event.subject, "owner": created.owner, "model": created.model,
-            "input": _json(created.input), "webhook": created.webhook,
-            "filter": _json(created.webhook_events_filter), "created_at": created.created_at,
-            "sequence": event.sequence, "deadline": created.deadline,
-            "result_ttl_seconds": created.result_ttl_seconds})
-        await _record(conn, event)
-        return inserted.rowcount > 0
-    params = {**update_params(event), "default_ttl": DEFAULT_RESULT_TTL}
-    updated = (await conn.execute(UPDATE, params)).first()
-    if updated is None:
-        return False
-    await _record(conn, event)
-    row = PredictionRow.model_validate(updated._mapping)
-    # Delivered when the transaction commits; waiting clients (Prefer: wait, streams) wake.
-    await conn.execute(NOTIFY, {"payload": f"{row.id}:{row.status}"})
-    wanted = WEBHOOK_EVENT.get(event.type)
-    if row.webhook and wanted and (
-            wanted is WebhookEvent.COMPLETED or wanted.value in row.webhook_events_filter):
-        body = row.to_api(base_url).model_dump_json().encode()
-        await conn.execute(ENQUEUE, {
-            "webhook_id": webhook_id(row.id, event.sequence), "prediction_id": row.id,
-            "owner": row.owner, "url": row.webhook, "event_type": event.type.value,
-            "sequence": event.sequence, "body": body})
-    return True
-
-
-async def _record(conn: AsyncConnection, event: PredictionEvent) -> None:
-    await conn.execute(INSERT_HISTORY, {
-        "id": event.subject, "sequence": event.sequence, "type": event.type.value,
-        "time": event.time, "data": event.value().decode()})
+async def _write_outbox(conn: AsyncConnection, folded: Folded, interval: float) -> int:
+    touched = sorted({i.prediction_id for i in folded.intents})
+    queued: dict[str, QueuedProgress] = {}
+    for row in await conn.execute(LOAD_PROGRESS, {"ids": touched, "types": PROGRESS_TYPES,
+                                                  "window": interval + 1.0}):
+        queued[row.prediction_id] = QueuedProgress(**row._mapping)  # newest wins (ordered)
+    outbox: Plan = plan(folded.intents, queued, utcnow(), interval)
+    if outbox.supersede_retrying or outbox.supersede_progress:
+        await conn.execute(SUPERSEDE, {
+            "retrying": sorted(outbox.supersede_retrying), "terminal": TERMINAL_TYPES,
+            "progress_of": sorted(outbox.supersede_progress), "progress": PROGRESS_TYPES})
+    if outbox.replace:
+        await conn.execute(REPLACE, {"rows": dumps([
+            {"id": row_id, "webhook_id": i.webhook_id, "sequence": i.sequence,
+             "event_type": i.event_type.value, "body": i.body.decode()}
+            for row_id, i in outbox.replace.items()])})
+    if outbox.inserts:
+        await conn.execute(ENQUEUE, {"rows": dumps([
+            {"webhook_id": d.intent.webhook_id, "prediction_id": d.intent.prediction_id,
+             "owner": d.intent.owner, "url": d.intent.url, "endpoint": endpoint_of(d.intent.url),
+             "event_type": d.intent.event_type.value, "sequence": d.intent.sequence,
+             "body": d.intent.body.decode(), "due": d.due} for d in outbox.inserts])})
+    return len(outbox.inserts) + len(outbox.replace)

@@ -1,67 +1,48 @@
-"""The dispatcher process: the projector consumer and the outbox worker, side by side."""
+"""The dispatcher process: projector, outbox worker, reaper and retention sweep, side by side."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from aiokafka import AIOKafkaConsumer
-from sqlalchemy.ext.asyncio import AsyncEngine
-
+from dispatcher.consumer import project_events
 from dispatcher.outbox import OutboxWorker
-from dispatcher.projector import apply_event
+from dispatcher.reaper import Reaper
+from dispatcher.retention import run_retention
 from dispatcher.sender import client_session
+from inferhook.catalog import load_catalog
 from inferhook.db import create_engine
-from inferhook.kafka import ensure_topics
+from inferhook.kafka import create_producer, ensure_topics
 from inferhook.settings import Settings
-from schemas.events import DecodeError, PredictionEvent
 from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
 
 
-async def project(settings: Settings, engine: AsyncEngine, outbox: OutboxWorker,
-                  stop: asyncio.Event) -> None:
-    """Consume inferhook.events and apply each batch in one transaction, then commit offsets."""
+async def run(settings: Settings, stop: asyncio.Event, *, project: bool = True,
+              deliver: bool = True, housekeeping: bool = True) -> None:
+    """Run the dispatcher's parts until `stop` is set (tests may leave some out)."""
     topics = Topics(settings.kafka.topic_prefix)
-    await ensure_topics(settings.kafka, [topics.events])
-    consumer = AIOKafkaConsumer(
-        topics.events, bootstrap_servers=settings.kafka.bootstrap,
-        group_id=f"{topics.prefix}.dispatcher", client_id="inferhook-dispatcher",
-        enable_auto_commit=False, auto_offset_reset="earliest",
-        isolation_level="read_committed", max_poll_records=500,
-    )
-    await consumer.start()
-    try:
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=200)
-            if not batches:
-                continue
-            async with engine.begin() as conn:
-                for records in batches.values():
-                    for record in records:
-                        try:
-                            event = PredictionEvent.decode(record.headers, record.value)
-                        except DecodeError as exc:
-                            log.warning("skipping undecodable event %s@%d: %s",
-                                        record.topic, record.offset, exc)
-                            continue
-                        await apply_event(conn, event, settings.base_url)
-            await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
-            outbox.wake()
-    finally:
-        await consumer.stop()
-
-
-async def run(settings: Settings, stop: asyncio.Event) -> None:
-    """Run projection and delivery until `stop` is set."""
+    await ensure_topics(settings.kafka, [topics.events, topics.control])
     engine = create_engine(settings.database)
-    session = client_session(settings.webhook.allow_nets)
-    outbox = OutboxWorker(engine, session, settings.webhook)
+    hooks = settings.webhook
+    session = client_session(hooks.allow_nets, per_endpoint=hooks.endpoint_concurrency)
+    outbox = OutboxWorker(engine, session, hooks)
+    producer = create_producer(settings.kafka, client_id="inferhook-dispatcher")
+    await producer.start()
     try:
         async with asyncio.TaskGroup() as group:
-            group.create_task(project(settings, engine, outbox, stop))
-            group.create_task(outbox.run(stop))
+            if project:
+                group.create_task(project_events(settings, engine, stop, on_batch=outbox.wake))
+            if deliver:
+                group.create_task(outbox.run(stop))
+            if housekeeping:
+                reaper = Reaper(engine, producer, topics, load_catalog(settings.models_dir),
+                                interval=hooks.reaper_interval, grace=hooks.run_grace,
+                                load_grace=hooks.load_grace)
+                group.create_task(reaper.run(stop))
+                group.create_task(run_retention(engine, stop, interval=hooks.retention_interval))
     finally:
+        await producer.stop()
         await session.close()
         await engine.dispose()

@@ -1,4 +1,4 @@
-"""Decoding of media inputs sent as `data:` URIs (RFC 2397), base64 only."""
+"""Decoding of media inputs sent as `data:` URIs (RFC 2397), base64 only: images and WAV audio."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import base64
 import binascii
 import io
 import re
+import wave
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 MAX_IMAGE_SIDE = 4096
@@ -62,3 +64,39 @@ def decode_image(uri: str, mode: str = "L") -> Image.Image:
         return image.convert(mode)
     except Exception as exc:
         raise ValueError(f"cannot decode image: {exc}") from None
+
+
+MAX_AUDIO_SECONDS = 600.0
+"""Longest audio decode_audio accepts."""
+
+
+def decode_audio(uri: str, rate: int = 16000) -> np.ndarray:
+    """Decode a WAV `data:` URI (PCM 8/16/32-bit) to mono float32 samples at `rate` Hz.
+
+    Channels are averaged; other sample rates are resampled linearly. Raises ValueError
+    for anything that is not such a WAV file, or one longer than MAX_AUDIO_SECONDS.
+    """
+    media_type, data = decode_data_uri(uri)
+    if not media_type.startswith("audio/"):
+        raise ValueError(f"expected an audio data URI, got media type {media_type!r}")
+    try:
+        with wave.open(io.BytesIO(data)) as wav:
+            channels, width, source_rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
+            frames = wav.getnframes()
+            if frames > MAX_AUDIO_SECONDS * source_rate:
+                raise ValueError(f"audio is longer than {MAX_AUDIO_SECONDS:g}s")
+            raw = wav.readframes(frames)
+    except (wave.Error, EOFError) as exc:
+        raise ValueError(f"not a PCM WAV file: {exc}") from None
+    dtypes = {1: (np.uint8, 128.0, 128.0), 2: (np.int16, 0.0, 32768.0), 4: (np.int32, 0.0, 2.0**31)}
+    if width not in dtypes:
+        raise ValueError(f"{8 * width}-bit WAV is not supported (8, 16 or 32-bit PCM)")
+    dtype, offset, scale = dtypes[width]
+    samples = (np.frombuffer(raw, dtype=dtype).astype(np.float32) - offset) / scale
+    samples = samples[: len(samples) // channels * channels].reshape(-1, channels).mean(axis=1)
+    if source_rate != rate and len(samples):
+        duration = len(samples) / source_rate
+        target = np.arange(round(duration * rate)) / rate
+        samples = np.interp(target, np.arange(len(samples)) / source_rate, samples)
+    result: np.ndarray = samples.astype(np.float32)
+    return result

@@ -65,19 +65,33 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_keys(settings: Settings, args: argparse.Namespace) -> None:
-    from inferhook.accounts import create_key
+    from inferhook import accounts
     from inferhook.db import create_engine
 
-    async def main() -> str:
+    async def main() -> None:
         engine = create_engine(settings.database)
         try:
-            return await create_key(engine, args.owner)
+            if args.action == "create":
+                if not args.owner:
+                    raise ValueError("keys create needs --owner NAME")
+                key = await accounts.create_key(engine, args.owner)
+                print(f"API key for {args.owner} (shown once):")
+                print(key)
+            elif args.action == "list":
+                for info in await accounts.list_keys(engine, args.owner):
+                    state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "live"
+                    print(f"{info.prefix}…  {info.owner:<20} created {info.created_at:%Y-%m-%d %H:%M}  "
+                          f"{state}")
+            else:
+                if not args.key:
+                    raise ValueError("keys revoke needs the key or its prefix (see keys list)")
+                info = await accounts.revoke_key(engine, args.key)
+                print(f"revoked {info.prefix}… of {info.owner} (ingest forgets it within "
+                      f"{settings.api.key_cache_seconds:g}s)")
         finally:
             await engine.dispose()
 
-    key = asyncio.run(main())
-    print(f"API key for {args.owner} (shown once):")
-    print(key)
+    asyncio.run(main())
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> None:
@@ -88,9 +102,16 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_executor(settings: Settings, args: argparse.Namespace) -> None:
     from executors.worker import Executor, load_models
+    from inferhook.catalog import load_catalog
 
-    models = load_models(settings, args.models or settings.executor_models)
-    run_until_signal(Executor(settings, models).run)
+    names = args.models or settings.executor_models
+    if settings.executor.mode == "pooled":
+        catalog = load_catalog(settings.models_dir)
+        served = {name: entry for name, entry in catalog.items() if not names or name in names}
+        executor = Executor(settings, pooled=True, catalog=served)
+    else:
+        executor = Executor(settings, load_models(settings, names))
+    run_until_signal(executor.run)
 
 
 def cmd_dispatcher(settings: Settings, args: argparse.Namespace) -> None:
@@ -110,8 +131,9 @@ def parser() -> argparse.ArgumentParser:
     models.add_argument("action", choices=["build"])
     models.add_argument("--force", action="store_true", help="rebuild even if present")
     keys = sub.add_parser("keys", help="API keys")
-    keys.add_argument("action", choices=["create"])
-    keys.add_argument("--owner", required=True)
+    keys.add_argument("action", choices=["create", "list", "revoke"])
+    keys.add_argument("key", nargs="?", help="revoke: the key, or its prefix as `list` shows it")
+    keys.add_argument("--owner", help="create: whose key; list: only this owner's keys")
     sub.add_parser("ingest", help="run the HTTP API")
     executor = sub.add_parser("executor", help="run an executor")
     executor.add_argument("models", nargs="*", help="owner/name of models to serve (default: all)")

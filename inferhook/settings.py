@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -64,6 +64,30 @@ class WebhookSettings(BaseSettings):
         default_factory=list
     )
     """Networks webhooks may reach even though they are private or loopback (CIDRs, comma-separated)."""
+    max_retry_after: float = 3600.0
+    """Longest `Retry-After` (seconds) a receiver may ask for; longer asks are clamped to it."""
+    endpoint_concurrency: int = 32
+    """Attempts in flight to one endpoint (scheme://host:port) at once, per dispatcher."""
+    max_in_flight: int = 1024
+    """Attempts in flight per dispatcher, over all endpoints."""
+    breaker_failures: int = 5
+    """Consecutive failed attempts to one endpoint that open its circuit breaker."""
+    breaker_cooldown: float = 10.0
+    """Seconds an open breaker holds an endpoint's deliveries back (doubles while it keeps failing)."""
+    progress_interval: float = 0.5
+    """Least seconds between two output/logs webhooks of one prediction (the last state always goes)."""
+    rotation_grace: float = 86400.0
+    """Seconds the previous secret keeps signing after `POST /v1/webhooks/default/secret/rotate`."""
+    ed25519: bool = False
+    """Also sign with a per-owner ed25519 key (`v1a,…` signatures, public key on the secret route)."""
+    reaper_interval: float = 5.0
+    """Seconds between reaper passes (deadlines, queue expiry, executors that died)."""
+    run_grace: float = 30.0
+    """Seconds past a model's max_run_seconds before a started prediction is failed `timed_out`."""
+    load_grace: float = 1800.0
+    """Seconds a prediction may stay `started` in phase `loading` (cold start) before it is failed."""
+    retention_interval: float = 60.0
+    """Seconds between retention sweeps that clear input/output/logs of expired predictions."""
 
     @field_validator("retry_schedule", mode="before")
     @classmethod
@@ -78,6 +102,54 @@ class WebhookSettings(BaseSettings):
         if isinstance(value, str):
             return [ipaddress.ip_network(p.strip()) for p in value.split(",") if p.strip()]
         return value
+
+
+class ApiSettings(BaseSettings):
+    """Ingest API limits and caches (INFERHOOK_API_…)."""
+
+    model_config = SettingsConfigDict(env_prefix="INFERHOOK_API_", extra="ignore")
+
+    key_cache_seconds: float = 30.0
+    """How long a verified API key is trusted without asking Postgres (revocation delay)."""
+    wait_max_seconds: int = 60
+    """Longest `Prefer: wait=n` honoured, and the wait of a bare `Prefer: wait`."""
+    stream_keepalive_seconds: float = 15.0
+    """Seconds between keep-alive comments on an idle event stream."""
+    idempotency_hours: float = 24.0
+    """How long an Idempotency-Key is remembered."""
+    rate_limit_enabled: bool = True
+    """Per-key token buckets on creates (every POST) and reads (every GET)."""
+    create_rate: float = 2000.0
+    """Creates per second one key may sustain."""
+    create_burst: int = 4000
+    """Creates one key may make at once before the rate applies."""
+    read_rate: float = 20000.0
+    """Reads per second one key may sustain."""
+    read_burst: int = 40000
+    """Reads one key may make at once before the rate applies."""
+
+
+class ExecutorSettings(BaseSettings):
+    """How an executor runs its models (INFERHOOK_EXECUTOR_…)."""
+
+    model_config = SettingsConfigDict(env_prefix="INFERHOOK_EXECUTOR_", extra="ignore")
+
+    mode: Literal["dedicated", "pooled"] = "dedicated"
+    """dedicated: load the listed models at start; pooled: every model, loaded on first request."""
+    memory_budget_mb: float = 2048.0
+    """Pooled mode: least recently used models are evicted while the warm cache is above this."""
+    intra_op_threads: int = 0
+    """ONNX Runtime intra-op threads per session; 0 = the cores divided among the served models."""
+    max_in_flight: int = 256
+    """Request records consumed but not yet finished; consumption pauses above this."""
+    drain_seconds: float = 30.0
+    """On SIGTERM (or losing a partition), how long in-flight work may take to finish."""
+    session_timeout_ms: int = 10000
+    """Kafka group session timeout: how soon a killed executor's requests go to another one."""
+    control_history_seconds: float = 3600.0
+    """How far back the control topic is read at start, so earlier cancels are honoured."""
+    canceled_ids_kept: int = 100_000
+    """How many canceled prediction ids each executor remembers."""
 
 
 class Settings(BaseSettings):
@@ -104,6 +176,8 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @field_validator("executor_models", mode="before")
     @classmethod

@@ -17,6 +17,9 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
+EMBEDDING = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"),
+             ipaddress.ip_network("2002::/16"))
+"""NAT64 and 6to4 prefixes: IPv6 addresses that carry an IPv4 address we cannot judge."""
 
 
 class UnsafeWebhookURL(ValueError):
@@ -24,11 +27,20 @@ class UnsafeWebhookURL(ValueError):
 
 
 def address_allowed(address: IPAddress, allow: Sequence[IPNetwork]) -> bool:
-    """True for a public unicast address, or one inside an operator-allowed network."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """True for a public unicast address, or one inside an operator-allowed network.
+
+    Refused: loopback, private, link-local (cloud metadata included), CGNAT, multicast,
+    reserved and unspecified addresses, and IPv6 forms that embed an IPv4 address
+    (IPv4-mapped, NAT64, 6to4). An IPv4-mapped address passes only when the address it
+    maps is in the allow-list.
+    """
     if any(address in net for net in allow):
         return True
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return any(address.ipv4_mapped in net for net in allow)
+        if any(address in net for net in EMBEDDING):
+            return False
     if address in CGNAT:
         return False
     return address.is_global and not address.is_multicast

@@ -84,13 +84,20 @@ def infra_status(settings: Settings) -> dict[str, str]:
 
 
 def build_models(settings: Settings, *, force: bool = False) -> list[str]:
-    """Run each model's build script whose ONNX file is missing; return the models built."""
+    """Run each model's build script whose outputs are missing; return the models built.
+
+    A build script writes the ONNX file (unless a package ships it) and the example input
+    file when the manifest names one.
+    """
     built: list[str] = []
     for name, entry in load_catalog(settings.models_dir).items():
         source = entry.manifest.onnx
         if source.build is None or source.path is None:
             continue
-        if (entry.folder / source.path).exists() and not force:
+        outputs = [] if source.package else [source.path]
+        if entry.manifest.example_input_file:
+            outputs.append(entry.manifest.example_input_file)
+        if all((entry.folder / output).exists() for output in outputs) and not force:
             continue
         log.info("building %s", name)
         subprocess.run([sys.executable, source.build], cwd=entry.folder, check=True)

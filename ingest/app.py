@@ -11,19 +11,47 @@ from inferhook.catalog import load_catalog
 from inferhook.db import create_engine
 from inferhook.kafka import create_producer, ensure_topics
 from inferhook.settings import Settings
-from ingest import models, predictions, system, webhooks
+from ingest import account, cancel, docs, history, models, predictions, system, webhooks
+from ingest.changes import ChangeFeed
+from ingest.finished import FinishedCache
+from ingest.keycache import KeyCache
 from ingest.middleware import authenticate, problems
-from ingest.state import CATALOG, ENGINE, PRODUCER, SETTINGS, TOPICS
+from ingest.ratelimit import RateLimiter
+from ingest.state import (
+    CATALOG,
+    CHANGES,
+    ENGINE,
+    FINISHED,
+    KEYS,
+    LIMITER,
+    PRODUCER,
+    SETTINGS,
+    SHARED_READS,
+    TOPICS,
+)
+from ingest.store import SharedReads
 from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
 
 
 async def _postgres(app: web.Application) -> AsyncIterator[None]:
-    engine = create_engine(app[SETTINGS].database)
+    settings = app[SETTINGS]
+    engine = create_engine(settings.database)
     app[ENGINE] = engine
+    app[KEYS] = KeyCache(engine, settings.api.key_cache_seconds)
     yield
     await engine.dispose()
+
+
+async def _changes(app: web.Application) -> AsyncIterator[None]:
+    feed = ChangeFeed(app[SETTINGS].database.url.get_secret_value())
+    feed.start()
+    app[CHANGES] = feed
+    try:
+        yield
+    finally:
+        await feed.stop()
 
 
 async def _kafka(app: web.Application) -> AsyncIterator[None]:
@@ -46,14 +74,22 @@ def build_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[TOPICS] = Topics(settings.kafka.topic_prefix)
     app[CATALOG] = load_catalog(settings.models_dir)
-    app.cleanup_ctx.extend([_postgres, _kafka])
-    for table in (predictions.routes, models.routes, system.routes, webhooks.routes):
-        app.add_routes(table)
+    app[LIMITER] = RateLimiter(settings.api)
+    app[FINISHED] = FinishedCache()
+    app[SHARED_READS] = SharedReads()
+    app.cleanup_ctx.extend([_postgres, _changes, _kafka])
+    app.on_startup.append(docs.render_spec)
+    for module in (predictions, cancel, history, models, account, system, docs, webhooks):
+        app.add_routes(module.routes)
     return app
 
 
 def serve(settings: Settings) -> None:
-    """Run the API until SIGINT/SIGTERM."""
+    """Run the API until SIGINT/SIGTERM.
+
+    Handler cancellation is on: a client hanging up cancels its handler, which frees a
+    `Prefer: wait` waiter or a stream (creates shield their durable part).
+    """
     log.info("ingest listening on %s", settings.base_url)
     web.run_app(build_app(settings), host=settings.host, port=settings.port, print=None,
-                access_log=None)
+                handler_cancellation=True, access_log=None)

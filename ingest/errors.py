@@ -5,9 +5,11 @@
     ├── Unauthorized          401  missing or unknown API key
     ├── NotFound              404  unknown route, model or prediction (incl. other owners')
     ├── PayloadTooLarge       413  body over INFERHOOK_MAX_BODY_BYTES
+    ├── Conflict              409  Idempotency-Key reused with another body, or still in flight
     ├── UnsupportedMediaType  415  body is not application/json
     ├── HttpError             any  aiohttp's own HTTP errors (405 and the like), reshaped
     ├── Unprocessable         422  valid JSON that breaks the schema (lists every problem)
+    ├── TooManyRequests       429  the key's rate limit is spent (Retry-After, RateLimit-*)
     └── ServiceUnavailable    503  Kafka or Postgres did not answer; nothing was accepted
 """
 
@@ -23,10 +25,13 @@ class ApiError(Exception):
     type = "internal"
     title = "Internal error"
 
-    def __init__(self, detail: str, errors: list[ProblemItem] | None = None) -> None:
+    def __init__(self, detail: str, errors: list[ProblemItem] | None = None, *,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
+        self.headers = headers or {}
+        """Extra response headers (Retry-After and the like)."""
 
     def problem(self) -> Problem:
         """The response body."""
@@ -46,6 +51,10 @@ class NotFound(ApiError):
     status, type, title = 404, "not-found", "Not found"
 
 
+class Conflict(ApiError):
+    status, type, title = 409, "conflict", "Conflict"
+
+
 class PayloadTooLarge(ApiError):
     status, type, title = 413, "payload-too-large", "Payload too large"
 
@@ -56,6 +65,10 @@ class UnsupportedMediaType(ApiError):
 
 class Unprocessable(ApiError):
     status, type, title = 422, "validation", "Validation failed"
+
+
+class TooManyRequests(ApiError):
+    status, type, title = 429, "rate-limited", "Too many requests"
 
 
 class ServiceUnavailable(ApiError):

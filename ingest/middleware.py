@@ -1,32 +1,45 @@
-"""Request middlewares: domain errors → problem+json, and API-key authentication."""
+"""Request middlewares: errors → problem+json; API-key authentication with rate limits."""
 
 from __future__ import annotations
 
 import logging
 
+import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from aiokafka.errors import KafkaError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from inferhook.accounts import owner_of
 from ingest.errors import (
     ApiError,
     HttpError,
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
+    TooManyRequests,
     Unauthorized,
 )
-from ingest.state import ENGINE, OWNER, SETTINGS
+from ingest.ratelimit import Kind
+from ingest.state import API_KEY, KEYS, LIMITER, OWNER, SETTINGS
 
 log = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
+UNAVAILABLE = (ConnectionError, TimeoutError, OSError, KafkaError, PoolTimeout,
+               asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 
 
 def problem_response(error: ApiError) -> web.Response:
     """The one error shape, as a response."""
     return web.Response(status=error.status, body=error.problem().model_dump_json(),
-                        content_type="application/problem+json")
+                        content_type="application/problem+json", headers=error.headers)
+
+
+def _unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc.orig, UNAVAILABLE)
+    return isinstance(exc, UNAVAILABLE)
 
 
 @web.middleware
@@ -47,24 +60,46 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         return response
     except web.HTTPException as exc:
         return problem_response(HttpError(exc.status, exc.reason, exc.text or exc.reason))
-    except (ConnectionError, TimeoutError, OSError) as exc:
-        log.warning("dependency failed on %s %s: %r", request.method, request.path, exc)
-        return problem_response(ServiceUnavailable("a backing service did not answer; retry"))
-    except Exception:
+    except Exception as exc:
+        if _unavailable(exc):
+            log.warning("dependency failed on %s %s: %r", request.method, request.path, exc)
+            return problem_response(ServiceUnavailable("a backing service did not answer; retry"))
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem_response(ApiError("unexpected error; it has been logged"))
 
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Resolve `Authorization: Bearer <key>` to an owner; every non-public route needs one."""
+    """Resolve `Authorization: Bearer <key>` to an owner and charge the key's rate limit.
+
+    Every non-public route needs a key. POSTs draw from the key's create bucket, other
+    methods from its read bucket (one middleware for both: it is on every request's path).
+    """
     if request.path in PUBLIC_PATHS:
         return await handler(request)
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
         raise Unauthorized("send your API key as `Authorization: Bearer <key>`")
-    owner = await owner_of(request.app[ENGINE], key.strip())
-    if owner is None:
+    if len(key) > 200:
         raise Unauthorized("unknown or revoked API key")
-    request[OWNER] = owner
-    return await handler(request)
+    app = request.app
+    keys = app[KEYS]
+    info = keys.cached(key) or await keys.lookup(key)
+    if info is None:
+        raise Unauthorized("unknown or revoked API key")
+    request[OWNER] = info.owner
+    request[API_KEY] = info
+    if not app[SETTINGS].api.rate_limit_enabled:
+        return await handler(request)
+    kind = Kind.CREATE if request.method == "POST" else Kind.READ
+    allowed, bucket = app[LIMITER].take(info.key_hash, kind)
+    if not allowed:
+        raise TooManyRequests(
+            f"{kind.value} rate limit of this key is spent ({bucket.burst} at once, "
+            f"{bucket.rate:g}/s); retry after {bucket.retry_after()}s",
+            headers={"Retry-After": str(bucket.retry_after()), **bucket.headers()})
+    response = await handler(request)
+    if not response.prepared:
+        response.headers.update(bucket.headers())
+    return response

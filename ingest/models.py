@@ -6,6 +6,7 @@ from aiohttp import web
 
 from inferhook.catalog import CatalogEntry
 from ingest.errors import NotFound
+from ingest.openapi import operation
 from ingest.state import CATALOG
 from schemas.api import ModelInfo, ModelList
 
@@ -13,6 +14,7 @@ routes = web.RouteTableDef()
 
 
 def model_info(entry: CatalogEntry) -> ModelInfo:
+    """The API view of a catalog entry."""
     m = entry.manifest
     return ModelInfo(name=m.name, version=m.version, description=m.description,
                      input_schema=m.input_schema, output_schema=m.output_schema,
@@ -20,6 +22,7 @@ def model_info(entry: CatalogEntry) -> ModelInfo:
 
 
 @routes.get("/v1/models")
+@operation("List the served models", responses={200: ModelList}, tags=("models",))
 async def list_models(request: web.Request) -> web.Response:
     """Every served model with its schemas and example input."""
     body = ModelList(results=[model_info(e) for e in request.app[CATALOG].values()])
@@ -27,6 +30,8 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/models/{owner}/{name}")
+@operation("Get a model with its input and output schemas", responses={200: ModelInfo},
+           tags=("models",))
 async def get_model(request: web.Request) -> web.Response:
     """One model."""
     name = f"{request.match_info['owner']}/{request.match_info['name']}"

@@ -1,95 +1,139 @@
-"""Routes under /v1/predictions: create and read."""
+"""Routes under /v1/predictions (and /v1/models/…/predictions): create, read, list."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-import socket
+from urllib.parse import urlencode
 
 import uuid_utils
 from aiohttp import web
-from aiokafka.errors import KafkaError
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 
-from inferhook.kafka import publish
-from inferhook.ssrf import UnsafeWebhookURL, check_url
-from ingest.body import check_schema, parse, read_json
-from ingest.errors import NotFound, ServiceUnavailable, Unprocessable
-from ingest.state import CATALOG, ENGINE, OWNER, PRODUCER, SETTINGS, TOPICS
-from schemas.api import PredictionCreate, ProblemItem
-from schemas.events import CREATED_SEQUENCE, Created, EventType, PredictionEvent, utcnow
-from schemas.status import Status
+from ingest import headers
+from ingest.body import parse, parse_query, read_json
+from ingest.create import NewPrediction, accept, validate
+from ingest.errors import NotFound
+from ingest.idempotency import Claim, body_hash, claim_or_replay
+from ingest.openapi import operation
+from ingest.state import CATALOG, ENGINE, FINISHED, OWNER, SETTINGS
+from ingest.store import encode_cursor, list_predictions, load_prediction
+from ingest.waiting import preference_applied, wait_terminal, wanted_wait
+from schemas.api import ListQuery, Prediction, PredictionCreate, PredictionList, PredictionRequest
 from schemas.tables import PredictionRow
 
-log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
-SOURCE = f"inferhook/ingest/{socket.gethostname()}/{os.getpid()}"
+
+CREATE_HEADERS = (headers.PREFER_DOC, headers.CANCEL_AFTER_DOC, headers.RESULT_TTL_DOC,
+                  headers.IDEMPOTENCY_KEY_DOC)
+CREATE_RESPONSE_HEADERS = {
+    201: {"Location": "URL of the new prediction", "Preference-Applied": "Present when it waited"},
+    200: {"Idempotent-Replayed": "`true`: the prediction this Idempotency-Key made before",
+          "Preference-Applied": "Present when it waited"},
+}
+CREATE_DESCRIPTION = (
+    "201 with the prediction in `pending` once it is durable in Kafka. With `Prefer: wait` the "
+    "answer comes when it is terminal or the wait is over. A repeated `Idempotency-Key` with "
+    "the same body answers 200 with the original prediction (`Idempotent-Replayed: true`).")
 
 
-def json_response(body: str, status: int = 200) -> web.Response:
+def prediction_response(row: PredictionRow, request: web.Request, status: int = 200) -> web.Response:
+    """The prediction as JSON."""
+    body = row.to_api(request.app[SETTINGS].base_url).model_dump_json()
     return web.Response(status=status, text=body, content_type="application/json")
 
 
+async def create(request: web.Request, body: PredictionCreate) -> web.Response:
+    """Shared by both create routes: validate, honour the headers, accept, maybe wait."""
+    app, owner = request.app, request[OWNER]
+    await validate(app, body)
+    new = NewPrediction(owner=owner, body=body,
+                        cancel_after=headers.cancel_after(request.headers.get("Cancel-After")),
+                        result_ttl_seconds=headers.result_ttl(request.headers.get("Result-TTL")))
+    key = headers.idempotency_key(request.headers.get("Idempotency-Key"))
+    wait = wanted_wait(request)
+    prediction_id = str(uuid_utils.uuid7())
+    claim = None if key is None else Claim(owner, key, prediction_id)
+    replayed = None if claim is None else await claim_or_replay(
+        app[ENGINE], claim, body_hash(body), app[SETTINGS].api.idempotency_hours)
+    if replayed is None:
+        # Shielded: a client hanging up must not stop a create half-way (after Kafka has it).
+        row = await asyncio.shield(accept(app, new, prediction_id, claim))
+    else:
+        row = replayed
+    if wait is not None:
+        row = await wait_terminal(app, row, wait)
+    prediction = row.to_api(app[SETTINGS].base_url)
+    response = web.Response(status=201 if replayed is None else 200,
+                            text=prediction.model_dump_json(), content_type="application/json")
+    if replayed is not None:
+        response.headers["Idempotent-Replayed"] = "true"
+    else:
+        response.headers["Location"] = prediction.urls.get
+    preference_applied(response, wait)
+    return response
+
+
 @routes.post("/v1/predictions")
+@operation("Create a prediction", body=PredictionCreate, responses={201: Prediction, 200: Prediction},
+           headers=CREATE_HEADERS, response_headers=CREATE_RESPONSE_HEADERS, errors=(409,),
+           tags=("predictions",), description=CREATE_DESCRIPTION, creates="prediction_id")
 async def create_prediction(request: web.Request) -> web.Response:
     """Accept a prediction: 201 only once its `created` event is durable in Kafka."""
-    app, owner = request.app, request[OWNER]
-    settings = app[SETTINGS]
-    body = parse(PredictionCreate, await read_json(request, settings.max_body_bytes))
-    entry = app[CATALOG].get(body.model)
-    if entry is None:
-        raise NotFound(f"model {body.model!r} does not exist; GET /v1/models lists them")
-    check_schema(entry.validator, body.input, "input")
-    if body.webhook is not None:
-        try:
-            await check_url(body.webhook, settings.webhook.allow_nets)
-        except UnsafeWebhookURL as exc:
-            raise Unprocessable(str(exc), [ProblemItem(loc=["body", "webhook"], msg=str(exc))]) from exc
+    data = await read_json(request, request.app[SETTINGS].max_body_bytes)
+    return await create(request, parse(PredictionCreate, data))
 
-    prediction_id = str(uuid_utils.uuid7())
-    created = Created(owner=owner, model=body.model, input=body.input, webhook=body.webhook,
-                      webhook_events_filter=[e.value for e in body.webhook_events_filter],
-                      created_at=utcnow())
-    event = PredictionEvent(id=f"{prediction_id}-{CREATED_SEQUENCE}", source=SOURCE,
-                            type=EventType.CREATED, time=created.created_at,
-                            subject=prediction_id, sequence=CREATED_SEQUENCE, data=created)
-    topics, producer = app[TOPICS], app[PRODUCER]
-    try:
-        await asyncio.gather(publish(producer, topics.events, event),
-                             publish(producer, topics.requests(body.model), event))
-    except KafkaError as exc:
-        log.warning("could not enqueue prediction %s: %r", prediction_id, exc)
-        raise ServiceUnavailable("Kafka did not accept the prediction; nothing was created, "
-                                 "retry") from exc
 
-    row = PredictionRow(id=prediction_id, owner=owner, model=body.model,
-                        status=Status.PENDING.value, input=body.input, webhook=body.webhook,
-                        webhook_events_filter=created.webhook_events_filter,
-                        created_at=created.created_at, last_sequence=CREATED_SEQUENCE)
-    try:
-        # Read-your-writes: project our own `created` event now, so a GET right after the
-        # 201 finds it on any replica. The dispatcher's projection of it is then a no-op.
-        async with app[ENGINE].begin() as conn:
-            await conn.execute(insert(PredictionRow).values(row.model_dump())
-                               .on_conflict_do_nothing(index_elements=["id"]))
-    except (OSError, TimeoutError) as exc:
-        log.warning("prediction %s accepted but not yet readable: %r", prediction_id, exc)
-    return json_response(row.to_api(settings.base_url).model_dump_json(), status=201)
+@routes.post("/v1/models/{owner}/{name}/predictions")
+@operation("Create a prediction of this model", body=PredictionRequest,
+           responses={201: Prediction, 200: Prediction}, headers=CREATE_HEADERS,
+           response_headers=CREATE_RESPONSE_HEADERS, errors=(409,), tags=("predictions",),
+           description=CREATE_DESCRIPTION, creates="prediction_id")
+async def create_model_prediction(request: web.Request) -> web.Response:
+    """The same as POST /v1/predictions with the model named in the path."""
+    data = await read_json(request, request.app[SETTINGS].max_body_bytes)
+    model = f"{request.match_info['owner']}/{request.match_info['name']}"
+    fields = parse(PredictionRequest, data)
+    if model not in request.app[CATALOG]:
+        raise NotFound(f"model {model!r} does not exist; GET /v1/models lists them")
+    return await create(request, PredictionCreate(model=model, **fields.model_dump()))
 
 
 @routes.get("/v1/predictions/{prediction_id}")
+@operation("Get a prediction", responses={200: Prediction}, headers=(headers.PREFER_DOC,),
+           response_headers={200: {"Preference-Applied": "Present when it waited"}},
+           tags=("predictions",))
 async def get_prediction(request: web.Request) -> web.Response:
     """One prediction of the caller's; 404 for unknown ids and for other owners' ids alike."""
-    app = request.app
-    query = select(PredictionRow).where(
-        PredictionRow.id == request.match_info["prediction_id"],  # type: ignore[arg-type]
-        PredictionRow.owner == request[OWNER],  # type: ignore[arg-type]
-    )
-    async with app[ENGINE].connect() as conn:
-        found = (await conn.execute(query)).first()
-    if found is None:
+    app, prediction_id, owner = request.app, request.match_info["prediction_id"], request[OWNER]
+    wait = wanted_wait(request)
+    finished = app[FINISHED].get(prediction_id, owner)
+    if finished is not None:  # terminal: waiting would change nothing
+        response = web.Response(body=finished, content_type="application/json")
+        preference_applied(response, wait)
+        return response
+    row = await load_prediction(app[ENGINE], prediction_id, owner)
+    if row is None:
         raise NotFound("no such prediction")
-    row = PredictionRow.model_validate(found._mapping)
-    return json_response(row.to_api(app[SETTINGS].base_url).model_dump_json())
+    if wait is not None:
+        row = await wait_terminal(app, row, wait)
+    body = row.to_api(app[SETTINGS].base_url).model_dump_json().encode()
+    app[FINISHED].put(row, body)
+    response = web.Response(body=body, content_type="application/json")
+    preference_applied(response, wait)
+    return response
+
+
+@routes.get("/v1/predictions")
+@operation("List predictions, newest first", query=ListQuery, responses={200: PredictionList},
+           tags=("predictions",))
+async def list_all(request: web.Request) -> web.Response:
+    """A page of the caller's predictions; `next` is the URL of the following page."""
+    query = parse_query(ListQuery, request.query)
+    rows, more = await list_predictions(request.app[ENGINE], request[OWNER], query)
+    base_url = request.app[SETTINGS].base_url
+    following = None
+    if more and rows:
+        params = {k: v for k, v in request.query.items() if k != "cursor"}
+        params["cursor"] = encode_cursor(rows[-1])
+        following = f"{base_url}/v1/predictions?{urlencode(params)}"
+    page = PredictionList(results=[r.to_api(base_url) for r in rows], next=following)
+    return web.Response(text=page.model_dump_json(), content_type="application/json")

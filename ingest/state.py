@@ -6,8 +6,14 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from inferhook.accounts import KeyInfo
 from inferhook.catalog import CatalogEntry
 from inferhook.settings import Settings
+from ingest.changes import ChangeFeed
+from ingest.finished import FinishedCache
+from ingest.keycache import KeyCache
+from ingest.ratelimit import RateLimiter
+from ingest.store import SharedReads
 from schemas.topics import Topics
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -15,5 +21,17 @@ TOPICS = web.AppKey("topics", Topics)
 CATALOG = web.AppKey("catalog", dict[str, CatalogEntry])
 ENGINE = web.AppKey("engine", AsyncEngine)
 PRODUCER = web.AppKey("producer", AIOKafkaProducer)
+CHANGES = web.AppKey("changes", ChangeFeed)
+"""Wakes `Prefer: wait` requests and event streams when a prediction changes."""
+KEYS = web.AppKey("keys", KeyCache)
+FINISHED = web.AppKey("finished", FinishedCache)
+"""Answers for terminal predictions (they never change until their data expires)."""
+LIMITER = web.AppKey("limiter", RateLimiter)
+SHARED_READS = web.AppKey("shared_reads", SharedReads)
+"""Coalesces the reads of waiters woken together."""
+OPENAPI = web.AppKey("openapi", bytes)
+"""The OpenAPI document, rendered once at start-up."""
 OWNER = web.RequestKey("owner", str)
 """Request key holding the authenticated owner."""
+API_KEY = web.RequestKey("api_key", KeyInfo)
+"""Request key holding the API key the request was made with."""

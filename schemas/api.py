@@ -25,19 +25,28 @@ class WebhookEvent(StrEnum):
 ALL_WEBHOOK_EVENTS = [e.value for e in WebhookEvent]
 
 
-class PredictionCreate(BaseModel):
-    """Body of `POST /v1/predictions`."""
+class PredictionRequest(BaseModel):
+    """Body of `POST /v1/models/{owner}/{name}/predictions` (the model is in the path)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(pattern=MODEL_NAME.pattern, description="owner/name of a served model")
     input: dict[str, Any] = Field(description="Model input; checked against the model's input schema")
     webhook: str | None = Field(default=None, max_length=2048,
                                 description="http(s) URL that receives signed webhooks")
     webhook_events_filter: list[WebhookEvent] = Field(
-        default_factory=lambda: list(WebhookEvent),
-        description="Which events are sent to the webhook (default: all)",
+        default_factory=lambda: list(WebhookEvent), max_length=16,
+        description="Which events are sent to the webhook (default: all; `completed` always is)",
     )
+
+
+class PredictionCreate(PredictionRequest):
+    """Body of `POST /v1/predictions`."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"model": "inferhook/spin", "input": {"milliseconds": 5}},
+        {"model": "inferhook/spin", "input": {"milliseconds": 5}, "webhook_events_filter": ["completed"]},
+    ]})
+    model: str = Field(pattern=MODEL_NAME.pattern, description="owner/name of a served model")
 
 
 class PredictionUrls(BaseModel):
@@ -65,10 +74,80 @@ class Prediction(BaseModel):
     created_at: datetime
     started_at: datetime | None = None
     completed_at: datetime | None = None
-    expires_at: datetime | None = None
-    data_removed: bool = False
-    metrics: dict[str, float] = Field(default_factory=dict)
+    expires_at: datetime | None = Field(
+        default=None, description="When input, output and logs are removed (completion + TTL)")
+    deadline: datetime | None = Field(
+        default=None, description="From Cancel-After: canceled (reason deadline) if not done by then")
+    data_removed: bool = Field(default=False,
+                               description="True once the TTL passed and input/output/logs are gone")
+    metrics: dict[str, float] = Field(
+        default_factory=dict,
+        description="Seconds: queue_time, load_time (cold start), predict_time, total_time")
     urls: PredictionUrls
+
+
+class PredictionList(BaseModel):
+    """Body of `GET /v1/predictions`: one page, newest first."""
+
+    results: list[Prediction]
+    next: str | None = Field(description="URL of the next (older) page; null on the last page")
+
+
+class ListQuery(BaseModel):
+    """Query parameters of `GET /v1/predictions`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=20, ge=1, le=100, description="Predictions per page")
+    cursor: str | None = Field(default=None, max_length=200,
+                               description="Opaque position from a previous page's `next`")
+    status: Status | None = Field(default=None, description="Only predictions in this status")
+    model: str | None = Field(default=None, pattern=MODEL_NAME.pattern,
+                              description="Only predictions of this model (owner/name)")
+    created_after: datetime | None = Field(default=None,
+                                           description="Only predictions created after this time")
+    created_before: datetime | None = Field(default=None,
+                                            description="Only predictions created before this time")
+
+
+class EventsQuery(BaseModel):
+    """Query parameters of `GET /v1/predictions/{id}/events`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    after: int = Field(default=-1, ge=-1, le=2**31 - 1,
+                       description="Only events with a sequence number above this one")
+
+
+class HistoryEvent(BaseModel):
+    """One lifecycle event of a prediction, as the read model recorded it."""
+
+    sequence: int = Field(description="Strictly increasing per prediction; 0 is `created`")
+    type: str = Field(description="CloudEvents type, e.g. inferhook.prediction.started")
+    time: datetime
+    data: dict[str, Any]
+
+
+class EventList(BaseModel):
+    """Body of `GET /v1/predictions/{id}/events`, oldest first."""
+
+    results: list[HistoryEvent]
+
+
+class Account(BaseModel):
+    """Body of `GET /v1/account`: who the API key belongs to."""
+
+    owner: str
+    key_prefix: str = Field(description="The first characters of the key in use")
+    key_created_at: datetime
+
+
+class Health(BaseModel):
+    """Body of `GET /healthz` and `GET /readyz`."""
+
+    status: str = Field(description="ok, or unavailable")
+    checks: dict[str, str] = Field(default_factory=dict,
+                                   description="readyz: each dependency, ok or why not")
 
 
 class ModelInfo(BaseModel):

@@ -11,6 +11,13 @@ A re-run after an executor crash numbers from 1 again, so whichever outcome reac
 read model first wins and the other is a duplicate. Events written by someone other than
 the executor after a prediction may have started (cancel, deadlines, the reaper) use
 `OUT_OF_BAND_SEQUENCE`, which outranks anything an executor emits.
+
+The executor's numbers have fixed slots so that every run of one prediction, cold or warm,
+crashed or not, lines up: `started` with phase `loading` is `LOADING_SEQUENCE` (1, cold
+runs only), `started` with phase `running` is `RUNNING_SEQUENCE` (2), logs and output
+events count on from 3, and the outcome (`succeeded`/`failed`/`canceled`) is always
+`TERMINAL_SEQUENCE`. So the outcome of a re-run outranks the partial events of a run that
+crashed, and both runs' outcomes share one sequence (one terminal webhook id).
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 CREATED_SEQUENCE = 0
 OUT_OF_BAND_SEQUENCE = 2**31 - 1
+LOADING_SEQUENCE = 1
+RUNNING_SEQUENCE = 2
+TERMINAL_SEQUENCE = OUT_OF_BAND_SEQUENCE - 1
 
 
 class EventType(StrEnum):

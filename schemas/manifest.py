@@ -25,6 +25,8 @@ class OnnxSource(BaseModel):
     """Script in the model folder that writes `path` (run by `inferhook models build`)."""
     package: str | None = None
     """Installed distribution that ships the file; `path` is then relative to its root."""
+    extra: dict[str, str] = Field(default_factory=dict)
+    """Further ONNX files by session name, found like `path` (OCR chains `det` then `rec`)."""
 
 
 class Batching(BaseModel):
@@ -54,4 +56,6 @@ class ModelManifest(BaseModel):
     """JSON file in the folder holding the example input (for inputs made at set-up)."""
     batching: Batching = Field(default_factory=Batching)
     max_run_seconds: float = Field(default=60.0, gt=0)
+    """A run longer than this is stopped and ends `failed` with reason `timed_out`."""
     queue_deadline_seconds: float = Field(default=3600.0, gt=0)
+    """A request dequeued later than this after its creation ends `failed`/`expired_in_queue`."""

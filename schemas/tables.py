@@ -62,7 +62,8 @@ class PredictionRow(SQLModel, table=True):
             logs=self.logs, webhook=self.webhook,
             webhook_events_filter=self.webhook_events_filter, created_at=self.created_at,
             started_at=self.started_at, completed_at=self.completed_at,
-            expires_at=self.expires_at, data_removed=self.data_removed, metrics=self.metrics,
+            expires_at=self.expires_at, deadline=self.deadline, data_removed=self.data_removed,
+            metrics=self.metrics,
             urls=prediction_urls(base_url, self.id),
         )
 
@@ -99,13 +100,19 @@ class WebhookSecretRow(SQLModel, table=True):
     owner: str = Field(primary_key=True)
     secret: str
     created_at: datetime = _ts(nullable=False)
+    previous_secret: str | None = None
+    """The secret before the last rotation; also signs until `previous_expires_at`."""
+    previous_expires_at: datetime | None = _ts()
+    signing_key: str | None = None
+    """ed25519 private key (`whsk_…`) for `v1a` signatures, made when first needed."""
 
 
 class WebhookDeliveryRow(SQLModel, table=True):
     """The outbox: one row per webhook message, kept until delivered or given up."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),)
+    __table_args__ = (Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+                      Index("ix_webhook_deliveries_owner_state", "owner", "state", "id"))
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True,
                                                           autoincrement=True))
@@ -123,3 +130,54 @@ class WebhookDeliveryRow(SQLModel, table=True):
     finished_at: datetime | None = _ts()
     last_status: int | None = None
     last_error: str | None = None
+    endpoint: str = ""
+    """scheme://host:port of `url`: the unit of concurrency caps and circuit breaking."""
+    claim_id: str | None = None
+    """The lease holder while an attempt is in flight; `next_attempt_at` is then the lease end."""
+    scheduled_at: datetime = _ts(nullable=False)
+    """When the first attempt was due (output/logs throttling spaces these out)."""
+
+
+class IdempotencyKeyRow(SQLModel, table=True):
+    """A claimed `Idempotency-Key`: which body it was used with and the prediction it made."""
+
+    __tablename__ = "idempotency_keys"
+
+    owner: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    body_hash: str
+    prediction_id: str
+    created_at: datetime = _ts(nullable=False)
+    committed: bool = False
+    """True once the prediction is durable in Kafka; until then the claim may be taken over."""
+
+
+class WebhookAttemptRow(SQLModel, table=True):
+    """One HTTP attempt of one webhook delivery, as `GET …/webhooks` shows it."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True,
+                                                          autoincrement=True))
+    delivery_id: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    prediction_id: str = Field(index=True)
+    webhook_id: str
+    attempt: int
+    started_at: datetime = _ts(nullable=False)
+    status: int | None = None
+    """HTTP status code, or None when no response came (timeout, refused, reset)."""
+    latency_ms: float
+    error: str | None = None
+    response: str = ""
+    """The first 4 KiB of the response body."""
+
+
+class DispatcherOffsetRow(SQLModel, table=True):
+    """The next event offset to project, per partition, committed with the projection itself."""
+
+    __tablename__ = "dispatcher_offsets"
+
+    topic: str = Field(primary_key=True)
+    partition: int = Field(primary_key=True)
+    next_offset: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: datetime = _ts(nullable=False)

@@ -27,7 +27,7 @@ from inferhook.stack import build_models
 from tests.support import Receiver, Stack, docker_available, free_port
 
 TABLES = ("predictions", "prediction_events", "webhook_deliveries", "api_keys",
-          "webhook_secrets")
+          "webhook_secrets", "idempotency_keys", "webhook_attempts", "dispatcher_offsets")
 
 
 @pytest.fixture(scope="session")
@@ -111,6 +111,13 @@ async def clean_db(settings: Settings) -> None:
 async def stack(settings: Settings, clean_db: None) -> AsyncIterator[Stack]:
     """Ingest, one executor and the dispatcher running in this test's event loop."""
     async with Stack.running(settings) as running:
+        yield running
+
+
+@pytest.fixture
+async def idle_stack(settings: Settings, clean_db: None) -> AsyncIterator[Stack]:
+    """Ingest and the dispatcher without an executor: predictions stay pending."""
+    async with Stack.running(settings, executor=False) as running:
         yield running
 
 

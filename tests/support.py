@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from dispatcher.service import run as run_dispatcher
+from executors.runtime import LoadedModel
 from executors.worker import Executor, load_models
 from inferhook.accounts import create_key
 from inferhook.db import create_engine
@@ -23,7 +26,8 @@ from inferhook.infra.process import free_port
 from inferhook.settings import Settings
 from ingest.app import build_app
 
-__all__ = ["Receiver", "Stack", "docker_available", "example_input", "free_port"]
+__all__ = ["Receiver", "Stack", "docker_available", "example_input", "free_port", "service_env",
+           "start_dispatcher_process", "start_executor_process"]
 
 TERMINAL = {"succeeded", "failed", "canceled"}
 
@@ -41,6 +45,18 @@ def example_input(settings: Settings, model: str) -> dict[str, Any]:
     folder = settings.models_dir / model.split("/")[1]
     data: dict[str, Any] = json.loads((folder / "example_input.json").read_text())
     return data
+
+
+_LOADED: dict[tuple[str, int], dict[str, LoadedModel]] = {}
+
+
+def loaded_models(settings: Settings) -> dict[str, LoadedModel]:
+    """Every model of `settings.models_dir`, loaded once per test session and shared by the
+    executors tests start (loading all of them takes about a second)."""
+    key = (str(settings.models_dir), settings.executor.intra_op_threads)
+    if key not in _LOADED:
+        _LOADED[key] = load_models(settings, [])
+    return dict(_LOADED[key])
 
 
 @dataclass
@@ -63,10 +79,15 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)
     """Status codes to answer with, in order; 200 once used up."""
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    responders: list[Callable[[web.Request], Awaitable[web.StreamResponse]]] = field(
+        default_factory=list)
+    """Handlers that answer the next requests, in order, before `statuses` is used."""
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(Received(dict(request.headers), await request.read()))
         self.arrived.set()
+        if self.responders:
+            return await self.responders.pop(0)(request)
         status = self.statuses.pop(0) if self.statuses else 200
         return web.Response(status=status, text="ok")
 
@@ -84,15 +105,15 @@ class Receiver:
 
     @classmethod
     @asynccontextmanager
-    async def running(cls) -> AsyncIterator[Receiver]:
+    async def running(cls, host: str = "127.0.0.1") -> AsyncIterator[Receiver]:
         receiver = cls()
         app = web.Application()
         app.router.add_post("/hook", receiver.handle)
-        runner = web.AppRunner(app)
+        runner = web.AppRunner(app, shutdown_timeout=0.5)
         await runner.setup()
         port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        receiver.url = f"http://127.0.0.1:{port}/hook"
+        await web.TCPSite(runner, host, port).start()
+        receiver.url = f"http://{f'[{host}]' if ':' in host else host}:{port}/hook"
         try:
             yield receiver
         finally:
@@ -106,6 +127,8 @@ class Stack:
     settings: Settings
     key: str
     http: aiohttp.ClientSession
+    app: web.Application | None = None
+    """The ingest application (to look at its state, e.g. the waiters it holds)."""
 
     @property
     def base_url(self) -> str:
@@ -151,17 +174,18 @@ class Stack:
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
         if executor:
-            models = await asyncio.to_thread(load_models, settings, [])
+            models = await asyncio.to_thread(loaded_models, settings)
             tasks.append(asyncio.create_task(Executor(settings, models).run(stop)))
         if dispatcher:
             tasks.append(asyncio.create_task(run_dispatcher(settings, stop)))
-        runner = web.AppRunner(build_app(settings))
+        app = build_app(settings)
+        runner = web.AppRunner(app, handler_cancellation=True)
         await runner.setup()
         await web.TCPSite(runner, settings.host, settings.port).start()
         key = await cls.new_key_for(settings, "alice")
         http = aiohttp.ClientSession()
         try:
-            yield cls(settings, key, http)
+            yield cls(settings, key, http, app)
         finally:
             await http.close()
             stop.set()
@@ -181,3 +205,120 @@ class Stack:
         finally:
             await engine.dispose()
 
+
+
+def service_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """INFERHOOK_* environment that makes a service process use this test's settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INFERHOOK_")}
+    env.update({
+        "INFERHOOK_MODELS_DIR": str(settings.models_dir), "INFERHOOK_DEV": "1",
+        "INFERHOOK_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
+        "INFERHOOK_KAFKA_TOPIC_PREFIX": settings.kafka.topic_prefix,
+        "INFERHOOK_KAFKA_PARTITIONS": str(settings.kafka.partitions),
+        "INFERHOOK_DATABASE_URL": settings.database.url.get_secret_value(),
+        **extra})
+    return env
+
+
+def start_executor_process(settings: Settings, *models: str, **env: str) -> subprocess.Popen[bytes]:
+    """`python -m inferhook.cli executor MODELS…` as a child process (SIGKILL it at will)."""
+    return subprocess.Popen([sys.executable, "-m", "inferhook.cli", "executor", *models],
+                            env=service_env(settings, **env), start_new_session=True)
+
+
+def start_dispatcher_process(settings: Settings, **env: str) -> subprocess.Popen[bytes]:
+    """`python -m inferhook.cli dispatcher` as a child process, with this test's webhook settings."""
+    hooks = settings.webhook
+    webhook_env = {
+        "INFERHOOK_WEBHOOK_RETRY_SCHEDULE": ",".join(str(s) for s in hooks.retry_schedule),
+        "INFERHOOK_WEBHOOK_TIMEOUT": str(hooks.timeout),
+        "INFERHOOK_WEBHOOK_ALLOW_NETS": ",".join(str(n) for n in hooks.allow_nets),
+        "INFERHOOK_PUBLIC_URL": settings.base_url,
+    }
+    return subprocess.Popen([sys.executable, "-m", "inferhook.cli", "dispatcher"],
+                            env=service_env(settings, **{**webhook_env, **env}),
+                            start_new_session=True)
+
+
+class EventWriter:
+    """Writes lifecycle events of made-up predictions straight to the events topic."""
+
+    def __init__(self, settings: Settings) -> None:
+        from inferhook.kafka import create_producer
+
+        self.settings = settings
+        self.topic = f"{settings.kafka.topic_prefix}.events"
+        self.producer = create_producer(settings.kafka, client_id="test-events")
+
+    async def __aenter__(self) -> EventWriter:
+        from inferhook.kafka import ensure_topics
+
+        await ensure_topics(self.settings.kafka, [self.topic])
+        await self.producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.producer.stop()
+
+    async def send(self, prediction_id: str, sequence: int, data: Any, *,
+                   wait: bool = True) -> None:
+        """One event; its type follows from `data` (a terminal Completed needs `type=` below)."""
+        await self.send_typed(prediction_id, sequence, _event_type(data), data, wait=wait)
+
+    async def send_typed(self, prediction_id: str, sequence: int, event_type: Any, data: Any, *,
+                         wait: bool = True) -> None:
+        from schemas.events import PredictionEvent, utcnow
+
+        event = PredictionEvent(id=f"{prediction_id}-{sequence}", source="tests", type=event_type,
+                                time=utcnow(), subject=prediction_id, sequence=sequence, data=data)
+        sent = await self.producer.send(self.topic, event.value(), key=event.key(),
+                                        headers=event.headers())
+        if wait:
+            await sent
+
+    async def flush(self) -> None:
+        await self.producer.flush()
+
+
+def _event_type(data: Any) -> Any:
+    from schemas.events import Created, EventType, Logs, Output, Started
+
+    for kind, event_type in ((Created, EventType.CREATED), (Started, EventType.STARTED),
+                             (Logs, EventType.LOGS), (Output, EventType.OUTPUT)):
+        if isinstance(data, kind):
+            return event_type
+    raise TypeError("give the type of a Completed event with send_typed")
+
+
+@asynccontextmanager
+async def dispatcher_running(settings: Settings, **parts: bool) -> AsyncIterator[None]:
+    """The dispatcher in this event loop (parts: project, deliver, housekeeping)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_dispatcher(settings, stop, **parts))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 30.0,
+                     what: str = "condition") -> None:
+    """Poll `check` every 50 ms until it is true; TimeoutError naming `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached within {timeout}s")
+        await asyncio.sleep(0.05)
+
+
+async def query(settings: Settings, sql: str, **params: Any) -> list[dict[str, Any]]:
+    """Rows of one SQL query against the test database, as dicts."""
+    from sqlalchemy import text
+
+    engine = create_engine(settings.database)
+    try:
+        async with engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(text(sql), params)]
+    finally:
+        await engine.dispose()

@@ -1,0 +1,157 @@
+"""The projector's Kafka consumer: read_committed batches, offsets kept in Postgres.
+
+Postgres holds the authoritative offsets (written in each batch's transaction); on every
+assignment the consumer seeks to them, or to the beginning of a partition Postgres has
+never seen. Offsets are also committed to Kafka, about once a second, only so that lag
+shows in the usual tools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dispatcher.projector import project_batch, stored_offsets
+from inferhook.settings import Settings
+from schemas.events import DecodeError, PredictionEvent
+from schemas.topics import Topics
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 2000
+"""Events applied per Postgres transaction at most."""
+KAFKA_COMMIT_EVERY = 1.0
+"""Seconds between the informational Kafka offset commits."""
+
+
+class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, continue each partition from the offset Postgres stored with it."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, engine: AsyncEngine, topic: str) -> None:
+        self.consumer, self.engine, self.topic = consumer, engine, topic
+        self.generation = 0
+        """Bumped on every rebalance: batches read before it are dropped, not applied."""
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Drop what was read ahead; each applied batch stored its offsets with its effects."""
+        self.generation += 1
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Seek every assigned partition to its stored offset (or to its beginning)."""
+        self.generation += 1
+        mine = [tp for tp in assigned if tp.topic == self.topic]
+        async with self.engine.connect() as conn:
+            stored = await stored_offsets(conn, self.topic, [tp.partition for tp in mine])
+        fresh = []
+        for tp in mine:
+            if tp.partition in stored:
+                self.consumer.seek(tp, stored[tp.partition])
+            else:
+                fresh.append(tp)
+        if fresh:
+            await self.consumer.seek_to_beginning(*fresh)
+        log.info("projecting %s from %s", self.topic,
+                 ", ".join(f"{tp.partition}@{stored.get(tp.partition, 0)}" for tp in mine))
+
+
+Records = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+
+@dataclass
+class Batch:
+    """Decoded events in partition order, their raw data, and each partition's next offset."""
+
+    events: list[PredictionEvent] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+def decode_batch(batches: Records) -> Batch:
+    """The batch to project; undecodable records are skipped (their offsets still advance)."""
+    batch = Batch()
+    for tp, records in batches.items():
+        for record in records:
+            try:
+                batch.events.append(PredictionEvent.decode(record.headers, record.value))
+                batch.raw.append(record.value or b"")
+            except DecodeError as exc:
+                log.warning("skipping undecodable event %s:%d@%d: %s", tp.topic, tp.partition,
+                            record.offset, exc)
+        batch.offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
+    return batch
+
+
+async def project_events(settings: Settings, engine: AsyncEngine, stop: asyncio.Event, *,
+                         on_batch: Callable[[], None] = lambda: None) -> None:
+    """Consume inferhook.events and project it until `stop` is set.
+
+    Fetching and decoding the next batch overlaps with Postgres applying the current one
+    (one batch ahead at most); a rebalance drops the batch read ahead, since the new
+    assignment seeks from what Postgres holds anyway.
+    """
+    topic = Topics(settings.kafka.topic_prefix).events
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap,
+        group_id=f"{settings.kafka.topic_prefix}.dispatcher",
+        client_id="inferhook-dispatcher", enable_auto_commit=False,
+        auto_offset_reset="earliest", isolation_level="read_committed",
+        max_poll_records=MAX_BATCH, fetch_max_wait_ms=50,
+    )
+    listener = SeekToStoredOffsets(consumer, engine, topic)
+    consumer.subscribe([topic], listener=listener)
+    await consumer.start()
+    ahead: asyncio.Queue[tuple[int, Batch]] = asyncio.Queue(maxsize=1)
+    fetcher = asyncio.create_task(_fetch(consumer, listener, ahead, stop))
+    pending: dict[TopicPartition, int] = {}
+    last_commit = time.monotonic()
+    try:
+        while not stop.is_set():
+            with suppress(TimeoutError):
+                generation, batch = await asyncio.wait_for(ahead.get(), timeout=0.2)
+                if generation == listener.generation:
+                    async with engine.begin() as conn:
+                        await project_batch(conn, batch.events, batch.offsets, raw=batch.raw,
+                                            base_url=settings.base_url,
+                                            progress_interval=settings.webhook.progress_interval)
+                    on_batch()
+                    pending.update({TopicPartition(t, p): o
+                                    for (t, p), o in batch.offsets.items()})
+            if fetcher.done():
+                fetcher.result()  # raise what stopped it
+            if pending and time.monotonic() - last_commit >= KAFKA_COMMIT_EVERY:
+                pending, last_commit = await _commit(consumer, pending), time.monotonic()
+    finally:
+        fetcher.cancel()
+        with suppress(asyncio.CancelledError):
+            await fetcher
+        if pending:
+            await _commit(consumer, pending)
+        await consumer.stop()
+
+
+async def _fetch(consumer: AIOKafkaConsumer, listener: SeekToStoredOffsets,
+                 ahead: asyncio.Queue[tuple[int, Batch]], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        records = await consumer.getmany(timeout_ms=200, max_records=MAX_BATCH)
+        if records:
+            generation = listener.generation
+            await ahead.put((generation, decode_batch(records)))
+
+
+async def _commit(consumer: AIOKafkaConsumer,
+                  offsets: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+    """Commit for visibility only; a failure (e.g. during a rebalance) loses nothing."""
+    owned = consumer.assignment()
+    try:
+        await consumer.commit({tp: o for tp, o in offsets.items() if tp in owned})
+    except KafkaError as exc:
+        log.info("informational offset commit failed: %r", exc)
+    return {}

@@ -1,0 +1,245 @@
+"""The projection rule, as a pure function of the current rows and a batch of events.
+
+An event is applied when its sequence is newer than the prediction's `last_sequence` and
+the prediction is not terminal; anything else (duplicates, replays, stale events, events
+after the end) changes nothing. `fold` walks a batch in arrival order and returns what to
+write: the changed rows (new ones whole, existing ones as changes), the history, the
+predictions to NOTIFY about, and the webhooks the applied events call for, each with the
+prediction object as it stood right after its event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from schemas.api import WebhookEvent
+from schemas.events import Completed, Created, EventType, Logs, Output, PredictionEvent, Started
+from schemas.status import Status
+from schemas.tables import PredictionRow
+from schemas.webhooks import webhook_id
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RESULT_TTL = 3600.0
+"""Seconds input and output are kept after completion when the create did not say."""
+
+WEBHOOK_EVENT = {
+    EventType.STARTED: WebhookEvent.START,
+    EventType.OUTPUT: WebhookEvent.OUTPUT,
+    EventType.LOGS: WebhookEvent.LOGS,
+    EventType.SUCCEEDED: WebhookEvent.COMPLETED,
+    EventType.FAILED: WebhookEvent.COMPLETED,
+    EventType.CANCELED: WebhookEvent.COMPLETED,
+}
+PROGRESS = frozenset({EventType.OUTPUT, EventType.LOGS})
+"""Event types whose webhooks are throttled and coalesced."""
+
+
+@dataclass
+class Current:
+    """One prediction as the projector holds it while folding a batch.
+
+    `input`, `output` and `logs` are whole only when `full` (the row has a webhook, or is
+    new in this batch); otherwise the write-back uses the deltas (`logs_delta`,
+    `metrics_delta`, `output_set`) against what Postgres holds.
+    """
+
+    id: str
+    owner: str
+    model: str
+    status: str
+    webhook: str | None
+    webhook_events_filter: list[str]
+    created_at: datetime
+    last_sequence: int
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    expires_at: datetime | None = None
+    deadline: datetime | None = None
+    result_ttl_seconds: float | None = None
+    phase: str | None = None
+    data_removed: bool = False
+    error: dict[str, Any] | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    input: dict[str, Any] | None = None
+    output: Any = None
+    logs: str = ""
+    full: bool = False
+    new: bool = False
+    changed: bool = False
+    output_set: bool = False
+    logs_delta: str = ""
+    metrics_delta: dict[str, float] = field(default_factory=dict)
+
+    def api_body(self, base_url: str) -> bytes:
+        """The prediction object as GET returns it (the webhook body)."""
+        row = PredictionRow.model_validate({
+            "id": self.id, "owner": self.owner, "model": self.model, "status": self.status,
+            "input": self.input, "output": self.output, "error": self.error, "logs": self.logs,
+            "webhook": self.webhook, "webhook_events_filter": self.webhook_events_filter,
+            "metrics": self.metrics, "created_at": self.created_at, "started_at": self.started_at,
+            "completed_at": self.completed_at, "expires_at": self.expires_at,
+            "data_removed": self.data_removed, "last_sequence": self.last_sequence,
+            "deadline": self.deadline, "result_ttl_seconds": self.result_ttl_seconds,
+            "phase": self.phase})
+        return row.to_api(base_url).model_dump_json().encode()
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A webhook an applied event calls for."""
+
+    prediction_id: str
+    owner: str
+    url: str
+    event_type: EventType
+    sequence: int
+    body: bytes
+
+    @property
+    def webhook_id(self) -> str:
+        return webhook_id(self.prediction_id, self.sequence)
+
+    @property
+    def progress(self) -> bool:
+        return self.event_type in PROGRESS
+
+    @property
+    def terminal(self) -> bool:
+        status = self.event_type.status
+        return status is not None and status.is_terminal()
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One applied event, for `prediction_events`."""
+
+    prediction_id: str
+    sequence: int
+    type: str
+    time: datetime
+    data: bytes
+
+
+@dataclass
+class Folded:
+    """What one batch changes."""
+
+    rows: dict[str, Current]
+    history: list[HistoryEntry] = field(default_factory=list)
+    intents: list[Intent] = field(default_factory=list)
+    skipped: int = 0
+
+    @property
+    def changed(self) -> list[Current]:
+        return [row for row in self.rows.values() if row.changed]
+
+    def notifications(self) -> list[str]:
+        """One `<id>:<status>` NOTIFY payload per changed prediction."""
+        return [f"{row.id}:{row.status}" for row in self.changed]
+
+
+def fold(rows: dict[str, Current], events: Sequence[PredictionEvent], base_url: str,
+         raw: Sequence[bytes] | None = None) -> Folded:
+    """Apply `events` in order to `rows` (changed in place); see the module docstring.
+
+    `raw`, when given, holds each event's data exactly as it came from Kafka (kept in the
+    history as is, instead of encoding the data again).
+    """
+    out = Folded(rows)
+    for index, event in enumerate(events):
+        current = rows.get(event.subject)
+        if isinstance(event.data, Created):
+            applied = _created(rows, current, event, event.data)
+        elif current is None:
+            log.warning("event %s for unknown prediction %s skipped", event.type.value,
+                        event.subject)
+            applied = False
+        else:
+            applied = _update(current, event, base_url, out.intents)
+        if applied:
+            out.history.append(HistoryEntry(event.subject, event.sequence, event.type.value,
+                                            event.time,
+                                            raw[index] if raw is not None else event.value()))
+        else:
+            out.skipped += 1
+    return out
+
+
+def _created(rows: dict[str, Current], current: Current | None, event: PredictionEvent,
+             created: Created) -> bool:
+    if current is None:
+        rows[event.subject] = Current(
+            id=event.subject, owner=created.owner, model=created.model,
+            status=Status.PENDING.value, webhook=created.webhook,
+            webhook_events_filter=list(created.webhook_events_filter),
+            created_at=created.created_at, last_sequence=event.sequence,
+            deadline=created.deadline, result_ttl_seconds=created.result_ttl_seconds,
+            input=created.input, full=True, new=True, changed=True)
+        return True
+    # The row exists: ingest wrote it at create time (read-your-writes), or this is a replay.
+    # Copy what ingest may not have written; the history insert is idempotent.
+    if current.status == Status.PENDING and current.last_sequence <= event.sequence and (
+            current.deadline != created.deadline
+            or current.result_ttl_seconds != created.result_ttl_seconds):
+        current.deadline = created.deadline
+        current.result_ttl_seconds = created.result_ttl_seconds
+        current.changed = True
+    return True
+
+
+def _update(current: Current, event: PredictionEvent, base_url: str,
+            intents: list[Intent]) -> bool:
+    if event.sequence <= current.last_sequence or Status(current.status).is_terminal():
+        return False
+    data = event.data
+    was = current.status
+    status = event.type.status
+    if status is not None:
+        current.status = status.value
+    if isinstance(data, Started):
+        current.started_at = current.started_at or data.started_at
+        current.phase = data.phase
+        if data.load_time is not None:
+            _merge_metrics(current, {"load_time": data.load_time})
+    elif isinstance(data, Logs):
+        current.logs += data.logs
+        current.logs_delta += data.logs
+    elif isinstance(data, Output):
+        current.output, current.output_set = data.output, True
+    elif isinstance(data, Completed):
+        current.completed_at = data.completed_at
+        ttl = current.result_ttl_seconds
+        current.expires_at = data.completed_at + timedelta(
+            seconds=DEFAULT_RESULT_TTL if ttl is None else ttl)
+        if data.error is not None:
+            current.error = data.error.model_dump(mode="json")
+        if data.output is not None:
+            current.output, current.output_set = data.output, True
+        _merge_metrics(current, data.metrics)
+    current.last_sequence = event.sequence
+    current.changed = True
+    wanted = WEBHOOK_EVENT.get(event.type)
+    if current.webhook and wanted and (
+            wanted is WebhookEvent.COMPLETED
+            or (wanted.value in current.webhook_events_filter
+                and not (wanted is WebhookEvent.START and was != Status.PENDING))):
+        intents.append(Intent(current.id, current.owner, current.webhook, event.type,
+                              event.sequence, current.api_body(base_url)))
+    return True
+
+
+def _merge_metrics(current: Current, metrics: dict[str, float]) -> None:
+    current.metrics = {**current.metrics, **metrics}
+    current.metrics_delta = {**current.metrics_delta, **metrics}
+
+
+def dumps(value: Any) -> str:
+    """JSON text for Postgres parameters."""
+    return orjson.dumps(value).decode()

@@ -1,0 +1,155 @@
+"""The reaper: predictions that can no longer finish by themselves end, with a reason.
+
+- pending or started past the create's deadline (`Cancel-After`) → `canceled`, `deadline`
+- pending past the model's queue deadline → `failed`, `expired_in_queue`
+- started past the model's max run time plus a grace period (its executor died) →
+  `failed`, `timed_out`; the run time counts from the end of a cold start's model load
+  (`load_time`), and a prediction still `loading` gets `load_grace` instead
+
+The reaper writes these outcomes as events to Kafka (OUT_OF_BAND_SEQUENCE, so they outrank
+the executor's), not to Postgres: Kafka stays the system of record and the projector
+applies them like any other event. Started ones also get a cancel on the control topic, so
+an executor still running them stops. One reaper pass runs at a time across dispatchers
+(a Postgres advisory lock); a prediction reaped but not yet projected is not sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from inferhook.catalog import CatalogEntry
+from inferhook.kafka import publish
+from schemas.events import (
+    OUT_OF_BAND_SEQUENCE,
+    CancelRequested,
+    Completed,
+    EventType,
+    PredictionError,
+    PredictionEvent,
+    utcnow,
+)
+from schemas.manifest import ModelManifest
+from schemas.status import FailureReason
+from schemas.topics import Topics
+
+log = logging.getLogger(__name__)
+SOURCE = f"inferhook/dispatcher/{socket.gethostname()}/{os.getpid()}/reaper"
+LOCK_KEY = 0x1F0_4EA9E4  # pg advisory lock id of the reaper
+REMEMBER = 60.0
+"""Seconds a reaped prediction is not reaped again while its event is being projected."""
+
+OVERDUE = text("""
+SELECT p.id, p.status, p.model,
+  CASE WHEN p.deadline IS NOT NULL AND p.deadline < now() THEN 'deadline'
+       WHEN p.status = 'pending'
+         AND p.created_at < now() - make_interval(secs => COALESCE(m.queue, :queue)) THEN 'queue'
+       ELSE 'run' END AS why
+FROM predictions p
+LEFT JOIN unnest(CAST(:models AS text[]), CAST(:queues AS float8[]), CAST(:runs AS float8[]))
+  AS m(name, queue, run) ON m.name = p.model
+WHERE p.status IN ('pending', 'started') AND (
+  (p.deadline IS NOT NULL AND p.deadline < now())
+  OR (p.status = 'pending'
+      AND p.created_at < now() - make_interval(secs => COALESCE(m.queue, :queue)))
+  OR (p.status = 'started' AND p.phase = 'loading'
+      AND p.started_at < now() - make_interval(secs => :load_grace))
+  OR (p.status = 'started' AND p.phase IS DISTINCT FROM 'loading'
+      AND p.started_at < now() - make_interval(secs => COALESCE(m.run, :run) + :grace
+                                             + COALESCE((p.metrics->>'load_time')::float8, 0))))
+LIMIT :limit
+""")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How an overdue prediction ends."""
+
+    event_type: EventType
+    reason: FailureReason
+    message: str
+
+
+def verdict(why: str, status: str) -> Verdict:
+    """The outcome for an overdue prediction, from what made it overdue (a pure rule)."""
+    if why == "deadline":
+        return Verdict(EventType.CANCELED, FailureReason.DEADLINE,
+                       "the deadline set with Cancel-After passed before it finished")
+    if why == "queue":
+        return Verdict(EventType.FAILED, FailureReason.EXPIRED_IN_QUEUE,
+                       "waited in the queue longer than the model's queue deadline")
+    return Verdict(EventType.FAILED, FailureReason.TIMED_OUT,
+                   f"{status} longer than the model's maximum run time; its executor is gone")
+
+
+class Reaper:
+    """Finds overdue predictions every `interval` seconds and emits their end."""
+
+    def __init__(self, engine: AsyncEngine, producer: AIOKafkaProducer, topics: Topics,
+                 catalog: Mapping[str, CatalogEntry], *, interval: float, grace: float,
+                 load_grace: float) -> None:
+        self.engine, self.producer, self.topics = engine, producer, topics
+        self.interval, self.grace, self.load_grace = interval, grace, load_grace
+        self.models = sorted(catalog)
+        self.queues = [catalog[m].manifest.queue_deadline_seconds for m in self.models]
+        self.runs = [catalog[m].manifest.max_run_seconds for m in self.models]
+        defaults = ModelManifest.model_fields
+        self.default_queue = float(defaults["queue_deadline_seconds"].default)
+        self.default_run = float(defaults["max_run_seconds"].default)
+        self.recent: dict[str, float] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Reap until `stop` is set."""
+        while not stop.is_set():
+            try:
+                await self.reap_once()
+            except Exception:
+                log.exception("reaper pass failed; trying again next interval")
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.interval)
+
+    async def reap_once(self, limit: int = 1000) -> int:
+        """One pass; returns how many predictions it ended."""
+        now = time.monotonic()
+        self.recent = {k: t for k, t in self.recent.items() if now - t < REMEMBER}
+        async with self.engine.begin() as conn:
+            locked = (await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
+                                         {"k": LOCK_KEY})).scalar_one()
+            if not locked:
+                return 0
+            rows = (await conn.execute(OVERDUE, {
+                "models": self.models, "queues": self.queues, "runs": self.runs,
+                "queue": self.default_queue, "run": self.default_run, "grace": self.grace,
+                "load_grace": self.load_grace,
+                "limit": limit})).all()
+            rows = [r for r in rows if r.id not in self.recent]
+            await asyncio.gather(*(self._end(r.id, r.status, verdict(r.why, r.status))
+                                   for r in rows))
+        for r in rows:
+            self.recent[r.id] = now
+        return len(rows)
+
+    async def _end(self, prediction_id: str, status: str, v: Verdict) -> None:
+        now = utcnow()
+        log.info("reaping %s (%s): %s", prediction_id, status, v.reason.value)
+        if status == "started":
+            await publish(self.producer, self.topics.control, PredictionEvent(
+                id=f"{prediction_id}-cancel-{v.reason.value}", source=SOURCE,
+                type=EventType.CANCEL_REQUESTED, time=now, subject=prediction_id,
+                sequence=OUT_OF_BAND_SEQUENCE,
+                data=CancelRequested(requested_at=now, reason=v.reason)))
+        await publish(self.producer, self.topics.events, PredictionEvent(
+            id=f"{prediction_id}-{OUT_OF_BAND_SEQUENCE}", source=SOURCE, type=v.event_type,
+            time=now, subject=prediction_id, sequence=OUT_OF_BAND_SEQUENCE,
+            data=Completed(completed_at=now,
+                           error=PredictionError(reason=v.reason, message=v.message))))

@@ -1,0 +1,55 @@
+"""The retention sweep: expired predictions lose their input, output and logs.
+
+A prediction's `expires_at` is set when it completes (completed_at plus its result TTL).
+Past it, the row keeps its status, timings and error but not its data (`data_removed`),
+and the same data is stripped from its event history and its finished webhook bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import suppress
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+log = logging.getLogger(__name__)
+
+SWEEP = text("""
+WITH expired AS (
+  SELECT id FROM predictions
+  WHERE expires_at < now() AND NOT data_removed
+  ORDER BY expires_at LIMIT :limit FOR UPDATE SKIP LOCKED),
+history AS (
+  UPDATE prediction_events e SET data = e.data - 'input' - 'output' - 'logs'
+  FROM expired WHERE e.prediction_id = expired.id
+    AND (e.data ? 'input' OR e.data ? 'output' OR e.data ? 'logs')),
+outbox AS (
+  UPDATE webhook_deliveries w SET body = ''::bytea
+  FROM expired WHERE w.prediction_id = expired.id AND w.state <> 'pending')
+UPDATE predictions p SET input = NULL, output = NULL, logs = '', data_removed = true
+FROM expired WHERE p.id = expired.id
+""")
+
+
+async def sweep_once(engine: AsyncEngine, limit: int = 1000) -> int:
+    """Clear up to `limit` expired predictions; returns how many."""
+    async with engine.begin() as conn:
+        result = await conn.execute(SWEEP, {"limit": limit})
+        return int(result.rowcount)
+
+
+async def run_retention(engine: AsyncEngine, stop: asyncio.Event, *, interval: float) -> None:
+    """Sweep every `interval` seconds until `stop` is set (batches until nothing is left)."""
+    while not stop.is_set():
+        try:
+            total = 0
+            while (cleared := await sweep_once(engine)) > 0:
+                total += cleared
+            if total:
+                log.info("retention: cleared the data of %d expired predictions", total)
+        except Exception:
+            log.exception("retention sweep failed; trying again next interval")
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)

@@ -1,0 +1,115 @@
+"""The control topic, read in full by every executor: cancel requests.
+
+Each executor reads every partition with a consumer of its own (no group), starting a
+window back in time so that a cancel written just before it started is still honoured,
+and remembers a bounded number of canceled prediction ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from inferhook.settings import Settings
+from schemas.events import CancelRequested, DecodeError, EventType, PredictionEvent
+from schemas.status import FailureReason
+from schemas.topics import Topics
+
+log = logging.getLogger(__name__)
+
+CancelHandler = Callable[[str, FailureReason], None]
+
+
+class CanceledIds:
+    """A bounded set of canceled prediction ids (oldest forgotten first)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._ids: OrderedDict[str, FailureReason] = OrderedDict()
+
+    def add(self, prediction_id: str, reason: FailureReason) -> None:
+        """Remember one id."""
+        self._ids[prediction_id] = reason
+        self._ids.move_to_end(prediction_id)
+        while len(self._ids) > self.limit:
+            self._ids.popitem(last=False)
+
+    def get(self, prediction_id: str) -> FailureReason | None:
+        """Why the prediction was canceled, or None when it was not."""
+        return self._ids.get(prediction_id)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+class ControlListener:
+    """Follows the control topic and calls `on_cancel(id, reason)` for each cancel request."""
+
+    def __init__(self, settings: Settings, on_cancel: CancelHandler) -> None:
+        self.settings = settings
+        self.topic = Topics(settings.kafka.topic_prefix).control
+        self.on_cancel = on_cancel
+        self.canceled = CanceledIds(settings.executor.canceled_ids_kept)
+        self.caught_up = asyncio.Event()
+        """Set once the history window up to the start has been read."""
+
+    async def run(self, stop: asyncio.Event, producer: AIOKafkaProducer) -> None:
+        """Read until `stop`; `caught_up` is set once the start-up history is applied.
+
+        `producer` (started) is only asked for the topic's partitions.
+        """
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka.bootstrap, group_id=None,
+            client_id="inferhook-executor-control", enable_auto_commit=False,
+            isolation_level="read_committed")
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(self.topic, p)
+                          for p in sorted(await producer.partitions_for(self.topic))]
+            consumer.assign(partitions)
+            targets = await self._seek_to_window(consumer, partitions)
+            while not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=200, max_records=500)
+                for records in batches.values():
+                    for record in records:
+                        self._apply(record.headers, record.value)
+                if not self.caught_up.is_set() and await _reached(consumer, targets):
+                    self.caught_up.set()
+                    log.info("control topic read back %.0fs: %d canceled ids",
+                             self.settings.executor.control_history_seconds, len(self.canceled))
+        finally:
+            await consumer.stop()
+
+    async def _seek_to_window(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+                              ) -> dict[TopicPartition, int]:
+        since_ms = int((time.time() - self.settings.executor.control_history_seconds) * 1000)
+        found = await consumer.offsets_for_times({tp: since_ms for tp in partitions})
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+        for tp in partitions:
+            offset = found.get(tp)
+            consumer.seek(tp, offset.offset if offset is not None else ends[tp])
+        return ends
+
+    def _apply(self, headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...],
+               value: bytes | None) -> None:
+        try:
+            event = PredictionEvent.decode(headers, value)
+        except DecodeError as exc:
+            log.warning("ignoring a control record: %s", exc)
+            return
+        if event.type is not EventType.CANCEL_REQUESTED or not isinstance(event.data, CancelRequested):
+            return
+        self.canceled.add(event.subject, event.data.reason)
+        self.on_cancel(event.subject, event.data.reason)
+
+
+async def _reached(consumer: AIOKafkaConsumer, targets: dict[TopicPartition, int]) -> bool:
+    for tp, end in targets.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True

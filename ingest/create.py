@@ -1,0 +1,102 @@
+"""Accepting a prediction: validate it, make it durable in Kafka, make it readable at once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+
+from aiohttp import web
+from aiokafka.errors import KafkaError
+from sqlalchemy.dialects.postgresql import insert
+
+from inferhook.kafka import publish
+from inferhook.ssrf import UnsafeWebhookURL, check_url
+from ingest.body import check_schema
+from ingest.errors import NotFound, ServiceUnavailable, Unprocessable
+from ingest.idempotency import Claim
+from ingest.state import CATALOG, ENGINE, PRODUCER, SETTINGS, TOPICS
+from schemas.api import PredictionCreate, ProblemItem
+from schemas.events import CREATED_SEQUENCE, Created, EventType, PredictionEvent, utcnow
+from schemas.status import Status
+from schemas.tables import PredictionRow
+
+log = logging.getLogger(__name__)
+SOURCE = f"inferhook/ingest/{socket.gethostname()}/{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class NewPrediction:
+    """A validated create request, with what its headers asked for."""
+
+    owner: str
+    body: PredictionCreate
+    cancel_after: timedelta | None = None
+    result_ttl_seconds: float | None = None
+
+
+async def validate(app: web.Application, body: PredictionCreate) -> None:
+    """404 for an unknown model; 422 for input breaking its schema or an unsafe webhook."""
+    entry = app[CATALOG].get(body.model)
+    if entry is None:
+        raise NotFound(f"model {body.model!r} does not exist; GET /v1/models lists them")
+    check_schema(entry.validator, body.input, "input")
+    if body.webhook is not None:
+        try:
+            await check_url(body.webhook, app[SETTINGS].webhook.allow_nets)
+        except UnsafeWebhookURL as exc:
+            raise Unprocessable(str(exc), [ProblemItem(loc=["body", "webhook"], msg=str(exc))]) from exc
+
+
+async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
+                 claim: Claim | None) -> PredictionRow:
+    """Write `created` durably (acks=all) to the events and request topics, then the row.
+
+    503 and nothing created when Kafka refuses (the idempotency claim is given back).
+    Run it shielded: once Kafka has the event, the rest must happen even if the client left.
+    """
+    body, created_at = new.body, utcnow()
+    created = Created(
+        owner=new.owner, model=body.model, input=body.input, webhook=body.webhook,
+        webhook_events_filter=[e.value for e in body.webhook_events_filter], created_at=created_at,
+        deadline=created_at + new.cancel_after if new.cancel_after else None,
+        result_ttl_seconds=new.result_ttl_seconds)
+    event = PredictionEvent(id=f"{prediction_id}-{CREATED_SEQUENCE}", source=SOURCE,
+                            type=EventType.CREATED, time=created_at, subject=prediction_id,
+                            sequence=CREATED_SEQUENCE, data=created)
+    topics, producer = app[TOPICS], app[PRODUCER]
+    try:
+        await asyncio.gather(publish(producer, topics.events, event),
+                             publish(producer, topics.requests(body.model), event))
+    except KafkaError as exc:
+        log.warning("could not enqueue prediction %s: %r", prediction_id, exc)
+        if claim is not None:
+            await _release(app, claim)
+        raise ServiceUnavailable("Kafka did not accept the prediction; nothing was created, "
+                                 "retry") from exc
+    row = PredictionRow(id=prediction_id, owner=new.owner, model=body.model,
+                        status=Status.PENDING.value, input=body.input, webhook=body.webhook,
+                        webhook_events_filter=created.webhook_events_filter,
+                        created_at=created_at, last_sequence=CREATED_SEQUENCE,
+                        deadline=created.deadline, result_ttl_seconds=created.result_ttl_seconds)
+    try:
+        # Read-your-writes: project our own `created` event now, so a GET right after the
+        # 201 finds it on any replica. The dispatcher's projection of it is then a no-op.
+        async with app[ENGINE].begin() as conn:
+            await conn.execute(insert(PredictionRow).values(row.model_dump())
+                               .on_conflict_do_nothing(index_elements=["id"]))
+            if claim is not None:
+                await claim.commit(conn)
+    except Exception as exc:  # the prediction is accepted all the same; the dispatcher projects it
+        log.warning("prediction %s accepted but not yet readable: %r", prediction_id, exc)
+    return row
+
+
+async def _release(app: web.Application, claim: Claim) -> None:
+    try:
+        await claim.release(app[ENGINE])
+    except Exception as exc:  # the claim then expires after CLAIM_GRACE (see ingest.idempotency)
+        log.warning("could not release idempotency key of %s: %r", claim.prediction_id, exc)

@@ -1,0 +1,116 @@
+"""`Idempotency-Key` on create: one prediction per (owner, key, body) for 24 hours.
+
+A Postgres row is the claim. The first request inserts it (`INSERT … ON CONFLICT`) naming
+the prediction id it is about to create; a concurrent twin blocks on that row, then finds
+it taken and waits (briefly) for the prediction to become readable, and answers with it.
+
+Kafka can fail after the claim: the creator then deletes its claim, so a retry starts
+afresh. If even that delete fails (Postgres gone too), the claim stays `committed = false`
+and a request arriving more than CLAIM_GRACE seconds later takes it over, as long as no
+prediction with the claimed id exists (the created event never became durable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ingest.errors import Conflict
+from ingest.store import load_prediction
+from schemas.api import PredictionCreate, ProblemItem
+from schemas.tables import PredictionRow
+
+CLAIM_GRACE = 60.0
+"""Seconds after which an uncommitted claim without a prediction may be taken over (> Kafka timeout)."""
+TWIN_WAIT = 5.0
+"""Seconds a request waits for a concurrent twin's prediction before answering 409."""
+TWIN_POLL = 0.05
+
+CLAIM = text("""
+INSERT INTO idempotency_keys AS k (owner, key, body_hash, prediction_id, created_at, committed)
+VALUES (:owner, :key, :body_hash, :prediction_id, now(), false)
+ON CONFLICT (owner, key) DO UPDATE
+  SET body_hash = EXCLUDED.body_hash, prediction_id = EXCLUDED.prediction_id,
+      created_at = EXCLUDED.created_at, committed = false
+  WHERE k.created_at < now() - make_interval(secs => :ttl)
+     OR (NOT k.committed AND k.created_at < now() - make_interval(secs => :grace)
+         AND NOT EXISTS (SELECT 1 FROM predictions p WHERE p.id = k.prediction_id))
+RETURNING prediction_id
+""")
+EXISTING = text("SELECT body_hash, prediction_id FROM idempotency_keys WHERE owner = :owner AND key = :key")
+RELEASE = text("""
+DELETE FROM idempotency_keys
+WHERE owner = :owner AND key = :key AND prediction_id = :prediction_id AND NOT committed
+""")
+COMMIT = text("""
+UPDATE idempotency_keys SET committed = true
+WHERE owner = :owner AND key = :key AND prediction_id = :prediction_id
+""")
+
+
+def body_hash(body: PredictionCreate) -> str:
+    """Digest of a create body, insensitive to key order and whitespace."""
+    canonical = orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claimed key: the prediction id it stands for."""
+
+    owner: str
+    key: str
+    prediction_id: str
+
+    def params(self) -> dict[str, str]:
+        return {"owner": self.owner, "key": self.key, "prediction_id": self.prediction_id}
+
+    async def commit(self, conn: AsyncConnection) -> None:
+        """Mark the claim as backed by a durable prediction (in the caller's transaction)."""
+        await conn.execute(COMMIT, self.params())
+
+    async def release(self, engine: AsyncEngine) -> None:
+        """Give the key back after the prediction could not be created."""
+        async with engine.begin() as conn:
+            await conn.execute(RELEASE, self.params())
+
+
+async def claim_or_replay(engine: AsyncEngine, claim: Claim, digest: str,
+                          ttl_hours: float) -> PredictionRow | None:
+    """None when `claim` is ours to create; else the prediction this key already made.
+
+    409 when the key was used with another body, or its first request is still in flight.
+    """
+    params = {**claim.params(), "body_hash": digest, "ttl": ttl_hours * 3600, "grace": CLAIM_GRACE}
+    for _ in range(3):
+        async with engine.begin() as conn:
+            won = (await conn.execute(CLAIM, params)).scalar_one_or_none()
+            if won == claim.prediction_id:
+                return None
+            existing = (await conn.execute(EXISTING, params)).first()
+        if existing is None:  # released between our insert and our read: try again
+            continue
+        if existing.body_hash != digest:
+            msg = "this Idempotency-Key was already used with a different request body"
+            raise Conflict(msg, [ProblemItem(loc=["header", "Idempotency-Key"], msg=msg)])
+        return await _twin_prediction(engine, claim.owner, existing.prediction_id)
+    raise Conflict("this Idempotency-Key is being claimed concurrently; retry",
+                   headers={"Retry-After": "1"})
+
+
+async def _twin_prediction(engine: AsyncEngine, owner: str, prediction_id: str) -> PredictionRow:
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + TWIN_WAIT
+    while True:
+        row = await load_prediction(engine, prediction_id, owner)
+        if row is not None:
+            return row
+        if loop.time() >= give_up:
+            raise Conflict("a request with this Idempotency-Key is still being processed; retry",
+                           headers={"Retry-After": "1"})
+        await asyncio.sleep(TWIN_POLL)
