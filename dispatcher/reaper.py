@@ -31,12 +31,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from inferhook.catalog import CatalogEntry
 from inferhook.kafka import publish
 from schemas.events import (
-    OUT_OF_BAND_SEQUENCE,
-    CancelRequested,
-    Completed,
     EventType,
     PredictionError,
-    PredictionEvent,
+    cancel_request,
+    out_of_band_outcome,
     utcnow,
 )
 from schemas.manifest import ModelManifest
@@ -143,13 +141,8 @@ class Reaper:
         now = utcnow()
         log.info("reaping %s (%s): %s", prediction_id, status, v.reason.value)
         if status == "started":
-            await publish(self.producer, self.topics.control, PredictionEvent(
-                id=f"{prediction_id}-cancel-{v.reason.value}", source=SOURCE,
-                type=EventType.CANCEL_REQUESTED, time=now, subject=prediction_id,
-                sequence=OUT_OF_BAND_SEQUENCE,
-                data=CancelRequested(requested_at=now, reason=v.reason)))
-        await publish(self.producer, self.topics.events, PredictionEvent(
-            id=f"{prediction_id}-{OUT_OF_BAND_SEQUENCE}", source=SOURCE, type=v.event_type,
-            time=now, subject=prediction_id, sequence=OUT_OF_BAND_SEQUENCE,
-            data=Completed(completed_at=now,
-                           error=PredictionError(reason=v.reason, message=v.message))))
+            await publish(self.producer, self.topics.control, cancel_request(
+                prediction_id, source=SOURCE, reason=v.reason, nonce=v.reason.value, now=now))
+        await publish(self.producer, self.topics.events, out_of_band_outcome(
+            prediction_id, source=SOURCE, event_type=v.event_type,
+            error=PredictionError(reason=v.reason, message=v.message), now=now))

@@ -28,12 +28,11 @@ from ingest.store import load_prediction
 from ingest.waiting import preference_applied, wait_terminal, wanted_wait
 from schemas.api import Prediction
 from schemas.events import (
-    OUT_OF_BAND_SEQUENCE,
-    CancelRequested,
-    Completed,
     EventType,
     PredictionError,
     PredictionEvent,
+    cancel_request,
+    out_of_band_outcome,
     utcnow,
 )
 from schemas.status import FailureReason, Status
@@ -47,18 +46,15 @@ PENDING_SETTLE_SECONDS = 5
 def cancel_events(prediction_id: str, pending: bool) -> list[tuple[str, PredictionEvent]]:
     """(topic kind, event) pairs a cancel writes: `control` always, `events` when pending."""
     now = utcnow()
-    requested = PredictionEvent(
-        id=f"{prediction_id}-cancel-{uuid_utils.uuid7()}", source=SOURCE,
-        type=EventType.CANCEL_REQUESTED, time=now, subject=prediction_id,
-        sequence=OUT_OF_BAND_SEQUENCE, data=CancelRequested(requested_at=now))
+    requested = cancel_request(prediction_id, source=SOURCE, reason=FailureReason.CANCELED_BY_USER,
+                               nonce=str(uuid_utils.uuid7()), now=now)
     out: list[tuple[str, PredictionEvent]] = [("control", requested)]
     if pending:
         error = PredictionError(reason=FailureReason.CANCELED_BY_USER,
                                 message="canceled by the API user before it started")
-        out.append(("events", PredictionEvent(
-            id=f"{prediction_id}-{OUT_OF_BAND_SEQUENCE}", source=SOURCE, type=EventType.CANCELED,
-            time=now, subject=prediction_id, sequence=OUT_OF_BAND_SEQUENCE,
-            data=Completed(completed_at=now, error=error))))
+        out.append(("events", out_of_band_outcome(prediction_id, source=SOURCE,
+                                                  event_type=EventType.CANCELED, error=error,
+                                                  now=now)))
     return out
 
 

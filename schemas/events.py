@@ -201,3 +201,25 @@ class PredictionEvent(BaseModel):
             raise
         except (KeyError, ValueError) as exc:
             raise DecodeError(str(exc)) from exc
+
+
+def cancel_request(prediction_id: str, *, source: str, reason: FailureReason, nonce: str,
+                   now: datetime) -> PredictionEvent:
+    """A `cancel_requested` for the control topic (`nonce` keeps the event ids distinct)."""
+    return PredictionEvent(
+        id=f"{prediction_id}-cancel-{nonce}", source=source, type=EventType.CANCEL_REQUESTED,
+        time=now, subject=prediction_id, sequence=OUT_OF_BAND_SEQUENCE,
+        data=CancelRequested(requested_at=now, reason=reason))
+
+
+def out_of_band_outcome(prediction_id: str, *, source: str, event_type: EventType,
+                        error: PredictionError, now: datetime) -> PredictionEvent:
+    """A terminal event written by someone other than the executor (cancel, the reaper).
+
+    Its OUT_OF_BAND_SEQUENCE outranks every executor event, so it wins unless the
+    prediction is already terminal.
+    """
+    return PredictionEvent(
+        id=f"{prediction_id}-{OUT_OF_BAND_SEQUENCE}", source=source, type=event_type, time=now,
+        subject=prediction_id, sequence=OUT_OF_BAND_SEQUENCE,
+        data=Completed(completed_at=now, error=error))
