@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from inferhook.infra import InfraError, LocalKafka, LocalPostgres
-from inferhook.infra.kafka import require_tool, resolve_jars
+from inferhook.infra.kafka import new_cluster_id, require_tool, resolve_jars
 from inferhook.infra.postgres import find_bin_dir
 from inferhook.settings import REPO_ROOT
 
@@ -65,3 +65,10 @@ def test_missing_tool_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_postgres_binaries_are_found() -> None:
     assert (find_bin_dir() / "postgres").exists()
+
+
+def test_cluster_ids_never_look_like_options() -> None:
+    ids = {new_cluster_id() for _ in range(5000)}
+    assert len(ids) == 5000
+    assert not any(i.startswith("-") for i in ids)
+    assert all(len(i) == 22 for i in ids)

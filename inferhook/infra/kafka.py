@@ -32,6 +32,15 @@ LOG4J2 = """\
 """
 
 
+def new_cluster_id() -> str:
+    """A random Kafka cluster id: url-safe base64 of 16 bytes, never starting with `-`
+    (the storage tool would read it as an option; Kafka's own Uuid.randomUuid() skips those too)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def require_tool(name: str) -> str:
     """Return the path of a command-line tool, or raise with what to install instead."""
     path = shutil.which(name)
@@ -136,7 +145,7 @@ class LocalKafka:
         ports_file.write_text(f"{self.port} {self.controller_port}")
         config = self._write_config()
         if not (self.data_dir / "logs" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = new_cluster_id()
             fmt = subprocess.run(
                 self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
                 capture_output=True, text=True, check=False,
