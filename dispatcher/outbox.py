@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aiohttp
+from opentelemetry.trace import SpanKind
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,8 +39,11 @@ from dispatcher.breaker import Breaker, counts_as_failure
 from dispatcher.fold import dumps
 from dispatcher.projector import TERMINAL_TYPES
 from dispatcher.sender import Attempt, Signing, send
+from inferhook import metrics, tracing
 from inferhook.accounts import webhook_keys
+from inferhook.logs import bind_prediction
 from inferhook.settings import WebhookSettings
+from inferhook.tracing import TraceParents
 from schemas.webhooks import DeliveryState
 
 log = logging.getLogger(__name__)
@@ -182,8 +186,11 @@ class OutboxWorker:
     """Delivers due webhooks until stopped; `wake()` shortens the wait after new rows."""
 
     def __init__(self, engine: AsyncEngine, session: aiohttp.ClientSession,
-                 settings: WebhookSettings, *, batch: int = 256, poll: float = 0.25) -> None:
+                 settings: WebhookSettings, *, batch: int = 256, poll: float = 0.25,
+                 traces: TraceParents | None = None) -> None:
         self.engine, self.session, self.settings = engine, session, settings
+        self.traces = traces or TraceParents()
+        """Where each prediction's trace is found, to continue it in the webhook request."""
         self.batch, self.poll = batch, poll
         self.lease = settings.timeout * 2 + 2
         self.endpoints = Endpoints(settings)
@@ -259,11 +266,20 @@ class OutboxWorker:
         task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, delivery: Claimed) -> None:
+        bind_prediction(delivery.prediction_id)  # this task's log lines are about it
         try:
-            attempt = await send(self.session, delivery.url, await self._signing(delivery),
-                                 delivery.webhook_id, delivery.body, self.settings.timeout,
-                                 extra_headers={SEQUENCE_HEADER: str(delivery.sequence),
-                                                EVENT_HEADER: delivery.event_type})
+            with tracing.tracer().start_as_current_span(
+                    f"webhook {delivery.event_type}", kind=SpanKind.CLIENT,
+                    context=self.traces.context(delivery.prediction_id),
+                    attributes={"inferhook.prediction_id": delivery.prediction_id,
+                                "inferhook.webhook_id": delivery.webhook_id}) as span:
+                attempt = await send(self.session, delivery.url, await self._signing(delivery),
+                                     delivery.webhook_id, delivery.body, self.settings.timeout,
+                                     extra_headers={SEQUENCE_HEADER: str(delivery.sequence),
+                                                    EVENT_HEADER: delivery.event_type,
+                                                    **tracing.http_headers()})
+                if attempt.status is not None:
+                    span.set_attribute("http.response.status_code", attempt.status)
         except Exception as exc:  # a bug must not leave the lease to run out silently
             log.exception("webhook %s: attempt crashed", delivery.webhook_id)
             attempt = Attempt(datetime.now(UTC), ok=False, status=None,
@@ -271,6 +287,8 @@ class OutboxWorker:
         finally:
             self.in_flight -= 1
             self.endpoints.in_flight[delivery.endpoint] -= 1
+        metrics.WEBHOOK_ATTEMPTS.labels(metrics.webhook_outcome(attempt.status)).inc()
+        metrics.WEBHOOK_LATENCY.observe(attempt.latency)
         next_step = after_attempt(ok=attempt.ok, status=attempt.status,
                                   retry_after=attempt.retry_after, attempts=delivery.attempts,
                                   schedule=self.settings.retry_schedule,

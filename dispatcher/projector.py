@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 PROGRESS_TYPES = sorted(t.value for t in PROGRESS)
 TERMINAL_TYPES = sorted(t.value for t in EventType if t.status in TERMINAL)
+_TERMINAL_STATUS = {t.value: t.status.value for t in EventType if t.status in TERMINAL}
 
 LOAD = text("""
 SELECT id, owner, model, status, webhook, webhook_events_filter, created_at, last_sequence,
@@ -149,6 +150,8 @@ class Applied:
     applied: int
     changed: int
     webhooks: int
+    completed: tuple[tuple[str, str], ...] = ()
+    """(model, status) of each prediction this batch made terminal (for metrics, once committed)."""
 
 
 async def project_batch(conn: AsyncConnection, events: Sequence[PredictionEvent],
@@ -177,7 +180,9 @@ async def project_batch(conn: AsyncConnection, events: Sequence[PredictionEvent]
         await conn.execute(STORE_OFFSETS, {"topics": [t for t, _ in keys],
                                            "partitions": [p for _, p in keys],
                                            "offsets": [offsets[k] for k in keys]})
-    return Applied(len(events), len(folded.history), len(payloads), webhooks)
+    completed = tuple((folded.rows[h.prediction_id].model, _TERMINAL_STATUS[h.type])
+                      for h in folded.history if h.type in _TERMINAL_STATUS)
+    return Applied(len(events), len(folded.history), len(payloads), webhooks, completed)
 
 
 async def stored_offsets(conn: AsyncConnection, topic: str,

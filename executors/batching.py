@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,6 +20,7 @@ import onnxruntime as ort
 from executors.errors import PredictionFailed
 from executors.job import Job
 from executors.runtime import Emitter, LoadedModel, new_run_options
+from inferhook import metrics
 from schemas.events import PredictionError
 from schemas.status import FailureReason
 
@@ -66,6 +68,8 @@ class Batcher:
         self._active: ActiveBatch | None = None
         self.busy = 0
         """Jobs queued or running here (a pooled model in use is not evicted)."""
+        self._batch_sizes = metrics.BATCH_SIZE.labels(model.name)
+        self._run_seconds = metrics.RUN_SECONDS.labels(model.name)
 
     def start(self) -> None:
         """Start the batching loop."""
@@ -124,6 +128,8 @@ class Batcher:
             for job in batch:
                 job.on_finish.append(active.job_ended)
             emitters: list[Emitter] = [ThreadEmitter(loop, job) for job in batch]
+            self._batch_sizes.observe(len(batch))
+            clock = time.perf_counter()
             try:
                 outcomes = await loop.run_in_executor(
                     self.pool, self.model.run_batch, [job.created.input for job in batch],
@@ -133,6 +139,7 @@ class Batcher:
                 outcomes = [exc] * len(batch)
             finally:
                 self._active = None
+                self._run_seconds.observe(time.perf_counter() - clock)
             for job, outcome in zip(batch, outcomes, strict=True):
                 if job.claim():
                     task = loop.create_task(self._end(job, outcome))

@@ -15,8 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from opentelemetry.context import Context
 
 from inferhook.kafka import publish
+from inferhook.logs import bound_prediction
 from schemas.events import (
     LOADING_SEQUENCE,
     RUNNING_SEQUENCE,
@@ -44,8 +46,11 @@ class Job:
     """One run of one prediction on this executor."""
 
     def __init__(self, producer: AIOKafkaProducer, events_topic: str, source: str,
-                 prediction_id: str, created: Created, *, max_run_seconds: float = 60.0) -> None:
+                 prediction_id: str, created: Created, *, max_run_seconds: float = 60.0,
+                 trace_context: Context | None = None) -> None:
         self.producer, self.events_topic, self.source = producer, events_topic, source
+        self.trace_context = trace_context
+        """The run's trace: every event this job emits carries its `traceparent`."""
         self.id = prediction_id
         self.created = created
         self.max_run_seconds = max_run_seconds
@@ -72,7 +77,7 @@ class Job:
         event = PredictionEvent(id=f"{self.id}-{sequence}", source=self.source, type=event_type,
                                 time=utcnow(), subject=self.id, sequence=sequence, data=data)
         self._pending.append(asyncio.get_running_loop().create_task(
-            publish(self.producer, self.events_topic, event)))
+            publish(self.producer, self.events_topic, event, trace_context=self.trace_context)))
 
     def loading(self) -> None:
         """Say the model is being loaded for this prediction (cold start)."""
@@ -145,7 +150,8 @@ class Job:
             timer.cancel()
         try:
             if not silent:
-                await self._emit_outcome(output, error)
+                with bound_prediction(self.id):  # finish runs in the batcher's tasks too
+                    await self._emit_outcome(output, error)
         finally:
             if not self._done.done():
                 self._done.set_result(None)

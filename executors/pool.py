@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 from executors.batching import Batcher
 from executors.errors import ModelLoadError
 from executors.runtime import LoadedModel
+from inferhook import metrics
 from inferhook.catalog import CatalogEntry
 
 log = logging.getLogger(__name__)
@@ -71,9 +73,12 @@ class ModelPool:
             raise ModelLoadError(f"model {name} is not in this executor's catalog")
         future: asyncio.Future[Batcher] = asyncio.get_running_loop().create_future()
         self._loading[name] = future
+        metrics.COLD_STARTS.labels(name).inc()
+        clock = time.perf_counter()
         try:
             model = await asyncio.get_running_loop().run_in_executor(
                 self.pool, lambda: LoadedModel.load(entry, intra_op_threads=self.threads))
+            metrics.LOAD_SECONDS.labels(name).observe(time.perf_counter() - clock)
             batcher = self.add(model)
             future.set_result(batcher)
         except BaseException as exc:

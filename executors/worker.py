@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import socket
+import time
 import uuid
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +29,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from opentelemetry import context as otel_context
+from opentelemetry.trace import SpanKind
 
 from executors.control import ControlListener
 from executors.errors import ModelLoadError
@@ -34,6 +38,7 @@ from executors.job import Job
 from executors.offsets import OffsetTracker
 from executors.pool import ModelPool, intra_op_threads
 from executors.runtime import LoadedModel
+from inferhook import logs, metrics, tracing
 from inferhook.catalog import CatalogEntry, load_catalog
 from inferhook.kafka import create_producer, ensure_topics
 from inferhook.settings import Settings
@@ -103,6 +108,11 @@ class Executor:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume, run and commit until `stop` is set; in-flight work drains first."""
+        tracing.setup(self.settings.tracing, service="executor")
+        async with metrics.serving(self.settings.metrics):
+            await self._run(stop)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         request_topics = [self.topics.requests(name) for name in self.served]
         await ensure_topics(self.settings.kafka, [self.topics.events, self.topics.control,
                                                   self.topics.dead_letter, *request_topics])
@@ -142,7 +152,13 @@ class Executor:
     async def _consume(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         paused = False
         limit = self.settings.executor.max_in_flight
+        models = {self.topics.requests(name): name for name in self.served}
+        refreshed = -math.inf
         while not stop.is_set():
+            if time.monotonic() - refreshed >= self.settings.metrics.refresh_seconds:
+                refreshed = time.monotonic()
+                for topic, lag in (await metrics.consumer_lag(consumer, topics=models)).items():
+                    metrics.QUEUE_DEPTH.labels(models[topic]).set(lag)
             if self.tracker.in_flight >= limit and not paused:
                 consumer.pause(*consumer.assignment())
                 paused = True
@@ -197,13 +213,19 @@ class Executor:
             except DecodeError as exc:
                 await self._dead_letter(record, str(exc))
                 return
-            job = Job(self._require_producer(), self.topics.events, self.source, event.subject,
-                      event.data)
-            self.jobs[job.id] = job
-            try:
-                await self._serve(job)
-            finally:
-                self.jobs.pop(job.id, None)
+            # The run continues the trace of the request (its `created` record's traceparent).
+            with logs.bound_prediction(event.subject), tracing.tracer().start_as_current_span(
+                    f"run {event.data.model}", context=tracing.from_kafka(record.headers),
+                    kind=SpanKind.CONSUMER,
+                    attributes={"inferhook.prediction_id": event.subject,
+                                "inferhook.model": event.data.model}):
+                job = Job(self._require_producer(), self.topics.events, self.source,
+                          event.subject, event.data, trace_context=otel_context.get_current())
+                self.jobs[job.id] = job
+                try:
+                    await self._serve(job)
+                finally:
+                    self.jobs.pop(job.id, None)
         except KafkaError:
             log.exception("request %s@%d not finished; it stays uncommitted", record.topic, record.offset)
             return

@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 
+from inferhook import cli_predict, cli_webhooks
 from inferhook.infra import InfraError
 from inferhook.logs import setup_logging
 from inferhook.settings import Settings
@@ -138,6 +139,8 @@ def parser() -> argparse.ArgumentParser:
     executor = sub.add_parser("executor", help="run an executor")
     executor.add_argument("models", nargs="*", help="owner/name of models to serve (default: all)")
     sub.add_parser("dispatcher", help="run the projector and webhook delivery")
+    COMMANDS.update(cli_predict.add_parsers(sub))  # the API from a terminal (inferhook-client)
+    COMMANDS.update(cli_webhooks.add_parsers(sub))
     return root
 
 

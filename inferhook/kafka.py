@@ -9,8 +9,10 @@ from contextlib import suppress
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from opentelemetry.context import Context
 
 from inferhook.settings import KafkaSettings
+from inferhook.tracing import kafka_headers
 from schemas.events import PredictionEvent
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,12 @@ async def _wait_for_leaders(settings: KafkaSettings, names: list[str]) -> None:
         await producer.stop()
 
 
-async def publish(producer: AIOKafkaProducer, topic: str, event: PredictionEvent) -> None:
-    """Write one event and return once the broker has it durably (acks=all)."""
-    await producer.send_and_wait(topic, event.value(), key=event.key(), headers=event.headers())
+async def publish(producer: AIOKafkaProducer, topic: str, event: PredictionEvent, *,
+                  trace_context: Context | None = None) -> None:
+    """Write one event and return once the broker has it durably (acks=all).
+
+    The record carries the `traceparent` of `trace_context` (default: the current context)
+    when it holds a span (see inferhook.tracing).
+    """
+    await producer.send_and_wait(topic, event.value(), key=event.key(),
+                                 headers=[*event.headers(), *kafka_headers(trace_context)])

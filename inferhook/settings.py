@@ -20,7 +20,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 class KafkaSettings(BaseSettings):
     """Where Kafka is and how our topics are laid out."""
 
-    model_config = SettingsConfigDict(env_prefix="INFERHOOK_KAFKA_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="INFERHOOK_KAFKA_", extra="ignore",
+                                      use_attribute_docstrings=True)
 
     bootstrap: str = "127.0.0.1:9092"
     """Comma-separated bootstrap servers."""
@@ -35,7 +36,8 @@ class KafkaSettings(BaseSettings):
 class DatabaseSettings(BaseSettings):
     """The PostgreSQL read model."""
 
-    model_config = SettingsConfigDict(env_prefix="INFERHOOK_DATABASE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="INFERHOOK_DATABASE_", extra="ignore",
+                                      use_attribute_docstrings=True)
 
     url: SecretStr = SecretStr("postgresql://inferhook@127.0.0.1:55432/inferhook")
     """libpq-style URL (postgresql://user:password@host:port/db)."""
@@ -52,7 +54,8 @@ class DatabaseSettings(BaseSettings):
 class WebhookSettings(BaseSettings):
     """How the dispatcher delivers webhooks."""
 
-    model_config = SettingsConfigDict(env_prefix="INFERHOOK_WEBHOOK_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="INFERHOOK_WEBHOOK_", extra="ignore",
+                                      use_attribute_docstrings=True)
 
     retry_schedule: Annotated[list[float], NoDecode] = Field(
         default=[0, 5, 300, 1800, 7200, 18000, 36000, 36000]
@@ -107,7 +110,8 @@ class WebhookSettings(BaseSettings):
 class ApiSettings(BaseSettings):
     """Ingest API limits and caches (INFERHOOK_API_…)."""
 
-    model_config = SettingsConfigDict(env_prefix="INFERHOOK_API_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="INFERHOOK_API_", extra="ignore",
+                                      use_attribute_docstrings=True)
 
     key_cache_seconds: float = 30.0
     """How long a verified API key is trusted without asking Postgres (revocation delay)."""
@@ -132,7 +136,8 @@ class ApiSettings(BaseSettings):
 class ExecutorSettings(BaseSettings):
     """How an executor runs its models (INFERHOOK_EXECUTOR_…)."""
 
-    model_config = SettingsConfigDict(env_prefix="INFERHOOK_EXECUTOR_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="INFERHOOK_EXECUTOR_", extra="ignore",
+                                      use_attribute_docstrings=True)
 
     mode: Literal["dedicated", "pooled"] = "dedicated"
     """dedicated: load the listed models at start; pooled: every model, loaded on first request."""
@@ -152,10 +157,37 @@ class ExecutorSettings(BaseSettings):
     """How many canceled prediction ids each executor remembers."""
 
 
+class MetricsSettings(BaseSettings):
+    """Prometheus metrics (INFERHOOK_METRICS_…); ingest serves them at GET /metrics."""
+
+    model_config = SettingsConfigDict(env_prefix="INFERHOOK_METRICS_", extra="ignore",
+                                      use_attribute_docstrings=True)
+
+    port: int = 0
+    """Executor/dispatcher: port of their own /metrics HTTP server; 0 = none."""
+    host: str = "127.0.0.1"
+    """Executor/dispatcher: address that metrics server binds."""
+    refresh_seconds: float = 5.0
+    """Seconds between refreshes of gauges that need a query (consumer lag, outbox depth)."""
+
+
+class TracingSettings(BaseSettings):
+    """OpenTelemetry traces (INFERHOOK_TRACING_…); `traceparent` propagates whatever the exporter."""
+
+    model_config = SettingsConfigDict(env_prefix="INFERHOOK_TRACING_", extra="ignore",
+                                      use_attribute_docstrings=True)
+
+    exporter: Literal["none", "console", "otlp"] = "none"
+    """Where finished spans go; `otlp` needs the `otlp` extra (OTLP over HTTP)."""
+    otlp_endpoint: str = ""
+    """OTLP/HTTP traces URL; empty = the exporter's default (OTEL_EXPORTER_OTLP_… variables)."""
+
+
 class Settings(BaseSettings):
     """Everything a service needs; build it once in main() and pass it down."""
 
-    model_config = SettingsConfigDict(env_prefix="INFERHOOK_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="INFERHOOK_", extra="ignore",
+                                      use_attribute_docstrings=True)
 
     host: str = "127.0.0.1"
     """Address the ingest HTTP server binds."""
@@ -178,6 +210,8 @@ class Settings(BaseSettings):
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     @field_validator("executor_models", mode="before")
     @classmethod

@@ -27,6 +27,8 @@ DEV_KAFKA_PORT = 9092
 DEV_POSTGRES_PORT = 55432
 DEV_OWNER = "dev"
 SERVICES = ("ingest", "executor", "dispatcher")
+DEV_METRICS_PORTS = {"executor": 9101, "dispatcher": 9102}
+"""Each worker's /metrics port in the dev stack (ingest serves /metrics on its own port)."""
 
 
 def local_kafka(settings: Settings) -> LocalKafka | None:
@@ -142,8 +144,9 @@ def up(settings: Settings) -> None:
     env = service_env(settings)
     log.info("webhooks to 127.0.0.1 are allowed in the dev stack (INFERHOOK_WEBHOOK_ALLOW_NETS=%s)",
              env["INFERHOOK_WEBHOOK_ALLOW_NETS"])
-    procs = {name: subprocess.Popen([sys.executable, "-m", "inferhook.cli", name], env=env,
-                                    start_new_session=True)
+    procs = {name: subprocess.Popen(
+                 [sys.executable, "-m", "inferhook.cli", name], start_new_session=True,
+                 env={**env, "INFERHOOK_METRICS_PORT": str(DEV_METRICS_PORTS.get(name, 0))})
              for name in SERVICES}
     stopping = False
 
@@ -157,11 +160,14 @@ def up(settings: Settings) -> None:
         wait_until(lambda: stopping or port_open(settings.port, settings.host), timeout=120,
                    what="ingest", log=None)
         if not stopping:
-            print(f"\ninferhook is up: {settings.base_url}\n"
+            print(f"\ninferhook is up: {settings.base_url}  (console: {settings.base_url}/console)\n"
                   f"dev API key (owner {DEV_OWNER}): {key}\n"
                   f"  export INFERHOOK_API_KEY={key}\n"
                   f"  curl -H \"Authorization: Bearer $INFERHOOK_API_KEY\" {settings.base_url}/v1/models\n"
-                  "Ctrl-C stops everything.\n", flush=True)
+                  f"metrics: {settings.base_url}/metrics (ingest), "
+                  + ", ".join(f"http://127.0.0.1:{port}/metrics ({name})"
+                              for name, port in DEV_METRICS_PORTS.items())
+                  + "\nCtrl-C stops everything.\n", flush=True)
         while not stopping:
             for name, proc in procs.items():
                 if proc.poll() is not None:

@@ -7,11 +7,24 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from inferhook import tracing
 from inferhook.catalog import load_catalog
 from inferhook.db import create_engine
 from inferhook.kafka import create_producer, ensure_topics
 from inferhook.settings import Settings
-from ingest import account, cancel, docs, history, models, predictions, system, webhooks
+from ingest import (
+    account,
+    cancel,
+    console,
+    docs,
+    history,
+    models,
+    predictions,
+    queues,
+    system,
+    telemetry,
+    webhooks,
+)
 from ingest.changes import ChangeFeed
 from ingest.finished import FinishedCache
 from ingest.keycache import KeyCache
@@ -69,7 +82,8 @@ async def _kafka(app: web.Application) -> AsyncIterator[None]:
 
 def build_app(settings: Settings) -> web.Application:
     """The API with its state; Kafka and Postgres connect when the app starts."""
-    app = web.Application(middlewares=[problems, authenticate],
+    tracing.setup(settings.tracing, service="ingest")
+    app = web.Application(middlewares=[telemetry.telemetry, problems, authenticate],
                           client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[TOPICS] = Topics(settings.kafka.topic_prefix)
@@ -79,7 +93,8 @@ def build_app(settings: Settings) -> web.Application:
     app[SHARED_READS] = SharedReads()
     app.cleanup_ctx.extend([_postgres, _changes, _kafka])
     app.on_startup.append(docs.render_spec)
-    for module in (predictions, cancel, history, models, account, system, docs, webhooks):
+    for module in (predictions, cancel, history, models, account, system, docs, webhooks, queues,
+                   console, telemetry):
         app.add_routes(module.routes)
     return app
 

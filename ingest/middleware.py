@@ -25,7 +25,9 @@ from ingest.state import API_KEY, KEYS, LIMITER, OWNER, SETTINGS
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs",
+                          # the console's shell only; its data comes from the /v1 API
+                          "/console", "/console/app.js", "/console/console.css"})
 UNAVAILABLE = (ConnectionError, TimeoutError, OSError, KafkaError, PoolTimeout,
                asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 

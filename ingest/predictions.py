@@ -8,6 +8,8 @@ from urllib.parse import urlencode
 import uuid_utils
 from aiohttp import web
 
+from inferhook.logs import bind_prediction
+from inferhook.metrics import PREDICTIONS_CREATED
 from ingest import headers
 from ingest.body import parse, parse_query, read_json
 from ingest.create import NewPrediction, accept, validate
@@ -51,13 +53,16 @@ async def create(request: web.Request, body: PredictionCreate) -> web.Response:
     key = headers.idempotency_key(request.headers.get("Idempotency-Key"))
     wait = wanted_wait(request)
     prediction_id = str(uuid_utils.uuid7())
+    bind_prediction(prediction_id)  # ingest's telemetry middleware resets it after the request
     claim = None if key is None else Claim(owner, key, prediction_id)
     replayed = None if claim is None else await claim_or_replay(
         app[ENGINE], claim, body_hash(body), app[SETTINGS].api.idempotency_hours)
     if replayed is None:
         # Shielded: a client hanging up must not stop a create half-way (after Kafka has it).
         row = await asyncio.shield(accept(app, new, prediction_id, claim))
+        PREDICTIONS_CREATED.labels(body.model).inc()
     else:
+        bind_prediction(replayed.id)
         row = replayed
     if wait is not None:
         row = await wait_terminal(app, row, wait)

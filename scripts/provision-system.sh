@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages inferhook's local stack needs: a PostgreSQL server, Java 17+ and Maven
-# (to fetch and run Kafka). Installs only what is missing; needs root (or sudo) for apt.
+# (to fetch and run Kafka); for the console's browser test, Chromium and Node.js 18+ with npm.
+# Installs only what is missing; needs root (or sudo) for apt.
 set -euo pipefail
 
 need=()
@@ -8,6 +9,8 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v npm >/dev/null || need+=(nodejs npm)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -13,7 +13,8 @@ from inferhook.settings import ApiSettings, Settings
 from ingest.openapi import documented_routes
 from tests.support import Stack
 
-PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/metrics"}
+PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/metrics",
+          "/console", "/console/app.js", "/console/console.css"}
 
 
 async def cli(settings: Settings, *args: str) -> tuple[int, str]:

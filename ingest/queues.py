@@ -1,0 +1,41 @@
+"""GET /v1/queues: pending and started predictions per served model, from Postgres.
+
+The counts are the read model's view: a prediction is `pending` from its 201 until the
+dispatcher has projected its `started` event, so they lag the executors by the projection
+delay (milliseconds in practice). They cover every owner: a queue is shared by all callers of
+a model, and only counts are shown. Kafka consumer lag, the executors' own view of the
+backlog, is a metric (/metrics), not part of this answer.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import text
+
+from ingest.openapi import operation
+from ingest.state import CATALOG, ENGINE
+from schemas.queues import QueueDepth, QueueList
+
+routes = web.RouteTableDef()
+
+# No index serves this (predictions is indexed by owner); the table holds what the result TTL
+# keeps, and the console asks every few seconds, so a scan of it is acceptable for now.
+COUNTS = text("""
+SELECT model, status, count(*) AS n FROM predictions
+WHERE status IN ('pending', 'started') GROUP BY model, status
+""")
+
+
+@routes.get("/v1/queues")
+@operation("Queue depth per model", responses={200: QueueList}, tags=("models",),
+           description=__doc__ or "")
+async def list_queues(request: web.Request) -> web.Response:
+    """Each served model with its counts of pending and started predictions (all owners)."""
+    async with request.app[ENGINE].connect() as conn:
+        rows = (await conn.execute(COUNTS)).all()
+    counts = {(r.model, r.status): int(r.n) for r in rows}
+    body = QueueList(results=[
+        QueueDepth(model=name, pending=counts.get((name, "pending"), 0),
+                   started=counts.get((name, "started"), 0))
+        for name in request.app[CATALOG]])
+    return web.Response(text=body.model_dump_json(), content_type="application/json")
