@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, LargeBinary, Text
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, LargeBinary, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -26,7 +26,12 @@ class PredictionRow(SQLModel, table=True):
     """One prediction as the read model holds it."""
 
     __tablename__ = "predictions"
-    __table_args__ = (Index("ix_predictions_owner_created", "owner", "created_at"),)
+    __table_args__ = (
+        Index("ix_predictions_owner_created", "owner", "created_at"),
+        # Open predictions only: the reaper's pass and GET /v1/queues read just these.
+        Index("ix_predictions_open", "status", "model",
+              postgresql_where=text("status IN ('pending', 'started')")),
+    )
 
     id: str = Field(primary_key=True)
     owner: str
