@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from bench.benchmarks.http import canned_bodies, latency_plot, versus_bare
+from bench.benchmarks.http import canned_bodies, latency_plot, versus_bare, versus_bare_results
 from bench.context import DIGITS, Context
-from bench.results import Goal, GoalKind, Result
+from bench.results import Result
 
 PREDICTIONS = 200
 
@@ -34,10 +34,4 @@ async def run(ctx: Context) -> list[Result]:
         ctx.note("get", f"{ours.errors} of {ours.requests} GETs failed (non-2xx or socket).")
     ctx.plots.append(latency_plot("get_latency", f"GET /v1/predictions/{{id}}, "
                                   f"{ctx.options.connections} connections", ours, bare))
-    bare_name = "bare aiohttp handler"
-    return [
-        Result.measure("get throughput", "req/s", ours.per_second,
-                       baseline=(bare_name, bare.per_second), goal=Goal(GoalKind.RATIO_MIN, 0.7)),
-        Result.measure("get p50", "ms", ours.p(50), baseline=(bare_name, bare.p(50))),
-        Result.measure("get p99", "ms", ours.p(99), baseline=(bare_name, bare.p(99))),
-    ]
+    return versus_bare_results("get", ours, bare, 0.7)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 
 from bench.context import DIGITS, Context, Plot, Series
+from bench.results import Goal, GoalKind, Result
 from bench.wrk import WrkRun, run_wrk
 
 PERCENTILES = (10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.9)
@@ -40,3 +41,16 @@ def latency_plot(name: str, title: str, ours: WrkRun, bare: WrkRun) -> Plot:
                 series=[Series("inferhook", list(PERCENTILES), [ours.p(q) for q in PERCENTILES]),
                         Series("bare aiohttp", list(PERCENTILES),
                                [bare.p(q) for q in PERCENTILES])])
+
+
+BARE = "bare aiohttp handler"
+
+
+def versus_bare_results(label: str, ours: WrkRun, bare: WrkRun, ratio_goal: float) -> list[Result]:
+    """Throughput (with its ratio goal), p50 and p99 of one route against the bare handler."""
+    return [
+        Result.measure(f"{label} throughput", "req/s", ours.per_second,
+                       baseline=(BARE, bare.per_second), goal=Goal(GoalKind.RATIO_MIN, ratio_goal)),
+        Result.measure(f"{label} p50", "ms", ours.p(50), baseline=(BARE, bare.p(50))),
+        Result.measure(f"{label} p99", "ms", ours.p(99), baseline=(BARE, bare.p(99))),
+    ]
