@@ -6,6 +6,15 @@ after the end) changes nothing. `fold` walks a batch in arrival order and return
 write: the changed rows (new ones whole, existing ones as changes), the history, the
 predictions to NOTIFY about, and the webhooks the applied events call for, each with the
 prediction object as it stood right after its event.
+
+An event of a prediction the read model does not know yet (its `created` has not been
+projected) is never dropped: it is *held*. The caller keeps held events durably (the
+`parked_events` table, in the batch's transaction) and passes them back with any later
+batch that touches the prediction. Held events are applied, in sequence order, as soon as
+the prediction is known: right after its `created`, or at the start of a batch when a row
+exists (ingest writes the pending row itself at create time). So the outcome and the
+order of the webhooks do not depend on the order in which a prediction's events arrive
+before its `created`, nor on how arrivals are cut into batches.
 """
 
 from __future__ import annotations
@@ -127,6 +136,14 @@ class HistoryEntry:
     data: bytes
 
 
+@dataclass(frozen=True)
+class Held:
+    """An event waiting for its prediction's `created`, with its data as it came from Kafka."""
+
+    event: PredictionEvent
+    raw: bytes
+
+
 @dataclass
 class Folded:
     """What one batch changes."""
@@ -135,6 +152,10 @@ class Folded:
     history: list[HistoryEntry] = field(default_factory=list)
     intents: list[Intent] = field(default_factory=list)
     skipped: int = 0
+    park: list[Held] = field(default_factory=list)
+    """Events of this batch to keep until their prediction is known."""
+    unpark: set[str] = field(default_factory=set)
+    """Predictions whose stored held events were applied now (remove them)."""
 
     @property
     def changed(self) -> list[Current]:
@@ -146,30 +167,57 @@ class Folded:
 
 
 def fold(rows: dict[str, Current], events: Sequence[PredictionEvent], base_url: str,
-         raw: Sequence[bytes] | None = None) -> Folded:
+         raw: Sequence[bytes] | None = None, held: dict[str, list[Held]] | None = None) -> Folded:
     """Apply `events` in order to `rows` (changed in place); see the module docstring.
 
     `raw`, when given, holds each event's data exactly as it came from Kafka (kept in the
-    history as is, instead of encoding the data again).
+    history as is, instead of encoding the data again). `held` holds the stored held
+    events of the batch's predictions (from earlier batches).
     """
     out = Folded(rows)
+    waiting = {pid: list(events) for pid, events in (held or {}).items() if events}
+    stored = set(waiting)
+    fresh: dict[str, list[Held]] = {}
+
+    def release(pid: str) -> None:
+        """The prediction is known: apply what waited for it, in sequence order."""
+        if pid in stored:
+            out.unpark.add(pid)
+        for item in sorted(waiting.pop(pid, ()), key=lambda h: h.event.sequence):
+            _apply(out, rows[pid], item.event, item.raw, base_url)
+        fresh.pop(pid, None)
+
+    for pid in [pid for pid in waiting if pid in rows]:
+        release(pid)
     for index, event in enumerate(events):
+        data = raw[index] if raw is not None else event.value()
         current = rows.get(event.subject)
         if isinstance(event.data, Created):
-            applied = _created(rows, current, event, event.data)
+            _record(out, _created(rows, current, event, event.data), event, data)
+            release(event.subject)
         elif current is None:
-            log.warning("event %s for unknown prediction %s skipped", event.type.value,
-                        event.subject)
-            applied = False
+            item = Held(event, data)
+            waiting.setdefault(event.subject, []).append(item)
+            fresh.setdefault(event.subject, []).append(item)
         else:
-            applied = _update(current, event, base_url, out.intents)
-        if applied:
-            out.history.append(HistoryEntry(event.subject, event.sequence, event.type.value,
-                                            event.time,
-                                            raw[index] if raw is not None else event.value()))
-        else:
-            out.skipped += 1
+            _apply(out, current, event, data, base_url)
+    out.park = [item for items in fresh.values() for item in items]
+    if out.park:
+        log.info("holding %d events of %d predictions not known yet", len(out.park), len(fresh))
     return out
+
+
+def _apply(out: Folded, current: Current, event: PredictionEvent, data: bytes,
+           base_url: str) -> None:
+    _record(out, _update(current, event, base_url, out.intents), event, data)
+
+
+def _record(out: Folded, applied: bool, event: PredictionEvent, data: bytes) -> None:
+    if applied:
+        out.history.append(HistoryEntry(event.subject, event.sequence, event.type.value,
+                                        event.time, data))
+    else:
+        out.skipped += 1
 
 
 def _created(rows: dict[str, Current], current: Current | None, event: PredictionEvent,

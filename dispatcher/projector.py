@@ -1,7 +1,8 @@
 """Projects batches of inferhook.events into Postgres with a fixed number of statements.
 
-One Postgres transaction per batch: lock the touched predictions, fold the events over them
-(dispatcher.fold), write the changed rows, the history and the webhook outbox rows, NOTIFY
+One Postgres transaction per batch: lock the touched predictions and their held events,
+fold the events over them (dispatcher.fold), write the changed rows, the history, the
+webhook outbox rows and the events held for predictions not known yet, NOTIFY
 `inferhook_prediction_changed` once per changed prediction, and store the next offset of
 each partition, so a batch is applied entirely or not at all, and exactly once. Every
 statement takes the whole batch as one JSON array or a few arrays; none runs per event.
@@ -17,7 +18,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dispatcher.fold import PROGRESS, Current, Folded, dumps, fold
+from dispatcher.fold import PROGRESS, Current, Folded, Held, dumps, fold
 from dispatcher.throttle import Plan, QueuedProgress, plan
 from inferhook.db import PREDICTION_CHANGED
 from schemas.events import EventType, PredictionEvent, utcnow
@@ -127,6 +128,25 @@ FROM jsonb_to_recordset(CAST(:rows AS jsonb))
 ON CONFLICT (webhook_id) DO NOTHING
 """)
 
+LOAD_HELD = text("""
+SELECT prediction_id, headers, value FROM parked_events
+WHERE prediction_id = ANY(CAST(:ids AS text[]))
+ORDER BY prediction_id, sequence FOR UPDATE
+""")
+
+PARK = text("""
+INSERT INTO parked_events (prediction_id, sequence, headers, value, parked_at)
+SELECT id, seq, h, v, now() FROM unnest(CAST(:ids AS text[]), CAST(:sequences AS bigint[]),
+                                        CAST(:headers AS jsonb[]), CAST(:values AS bytea[]))
+  AS x(id, seq, h, v)
+ON CONFLICT (prediction_id, sequence) DO NOTHING
+""")
+"""Events of predictions not known yet; the first copy of a sequence is kept (as the fold does)."""
+
+UNPARK = text("""
+DELETE FROM parked_events WHERE prediction_id = ANY(CAST(:ids AS text[]))
+""")
+
 STORE_OFFSETS = text("""
 INSERT INTO dispatcher_offsets (topic, partition, next_offset, updated_at)
 SELECT t, p, o, now() FROM unnest(CAST(:topics AS text[]), CAST(:partitions AS integer[]),
@@ -150,6 +170,8 @@ class Applied:
     applied: int
     changed: int
     webhooks: int
+    held: int = 0
+    """Events kept for predictions whose `created` has not arrived yet."""
     completed: tuple[tuple[str, str], ...] = ()
     """(model, status) of each prediction this batch made terminal (for metrics, once committed)."""
 
@@ -164,8 +186,10 @@ async def project_batch(conn: AsyncConnection, events: Sequence[PredictionEvent]
     ids = sorted({e.subject for e in events})
     rows = {row.id: Current(**row._mapping)
             for row in await conn.execute(LOAD, {"ids": ids})} if ids else {}
-    folded = fold(rows, events, base_url, raw)
+    held = await _load_held(conn, ids) if ids else {}
+    folded = fold(rows, events, base_url, raw, held)
     await _write_rows(conn, folded)
+    await _write_held(conn, folded)
     if history := folded.history:
         await conn.execute(INSERT_HISTORY, {
             "ids": [h.prediction_id for h in history], "sequences": [h.sequence for h in history],
@@ -182,7 +206,8 @@ async def project_batch(conn: AsyncConnection, events: Sequence[PredictionEvent]
                                            "offsets": [offsets[k] for k in keys]})
     completed = tuple((folded.rows[h.prediction_id].model, _TERMINAL_STATUS[h.type])
                       for h in folded.history if h.type in _TERMINAL_STATUS)
-    return Applied(len(events), len(folded.history), len(payloads), webhooks, completed)
+    return Applied(len(events), len(folded.history), len(payloads), webhooks, len(folded.park),
+                   completed)
 
 
 async def stored_offsets(conn: AsyncConnection, topic: str,
@@ -215,6 +240,25 @@ async def _write_rows(conn: AsyncConnection, folded: Folded) -> None:
         await conn.execute(INSERT_NEW, {"rows": dumps(new)})
     if existing:
         await conn.execute(UPDATE_EXISTING, {"rows": dumps(existing)})
+
+
+async def _load_held(conn: AsyncConnection, ids: list[str]) -> dict[str, list[Held]]:
+    held: dict[str, list[Held]] = {}
+    for row in await conn.execute(LOAD_HELD, {"ids": ids}):
+        headers = [(name, value.encode()) for name, value in row.headers]
+        held.setdefault(row.prediction_id, []).append(
+            Held(PredictionEvent.decode(headers, row.value), row.value))
+    return held
+
+
+async def _write_held(conn: AsyncConnection, folded: Folded) -> None:
+    if folded.unpark:
+        await conn.execute(UNPARK, {"ids": sorted(folded.unpark)})
+    if park := folded.park:
+        await conn.execute(PARK, {
+            "ids": [h.event.subject for h in park], "sequences": [h.event.sequence for h in park],
+            "headers": [dumps([[n, v.decode()] for n, v in h.event.headers()]) for h in park],
+            "values": [h.raw for h in park]})
 
 
 async def _write_outbox(conn: AsyncConnection, folded: Folded, interval: float) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -65,8 +64,12 @@ async def validate(app: web.Application, body: PredictionCreate) -> None:
 
 async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
                  claim: Claim | None) -> PredictionRow:
-    """Write `created` durably (acks=all) to the events and request topics, then the row.
+    """Write `created` durably (acks=all) to the events topic, then to the request topic,
+    then the row.
 
+    In that order: the request must not be consumable before `created` is durable on the
+    events topic, or the executor's `started` and outcome could land in the events partition
+    ahead of `created` (see DESIGN.md, invariant 1; the projector also holds such events).
     503 and nothing created when Kafka refuses (the idempotency claim is given back).
     Run it shielded: once Kafka has the event, the rest must happen even if the client left.
     """
@@ -81,8 +84,8 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
                             sequence=CREATED_SEQUENCE, data=created)
     topics, producer = app[TOPICS], app[PRODUCER]
     try:
-        await asyncio.gather(publish(producer, topics.events, event),
-                             publish(producer, topics.requests(body.model), event))
+        await publish(producer, topics.events, event)
+        await publish(producer, topics.requests(body.model), event)
     except KafkaError as exc:
         log.warning("could not enqueue prediction %s: %r", prediction_id, exc)
         if claim is not None:

@@ -85,6 +85,23 @@ class PredictionEventRow(SQLModel, table=True):
     data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
 
 
+class ParkedEventRow(SQLModel, table=True):
+    """An event of a prediction whose `created` the projector has not seen yet.
+
+    Kept in the projector's transaction and applied, in sequence order, once the
+    prediction is known (see dispatcher.fold); the record as it came from Kafka.
+    """
+
+    __tablename__ = "parked_events"
+
+    prediction_id: str = Field(primary_key=True)
+    sequence: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    headers: list[list[str]] = Field(sa_column=Column(JSONB, nullable=False))
+    """The CloudEvents attributes, as [name, value] pairs."""
+    value: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    parked_at: datetime = _ts(nullable=False)
+
+
 class ApiKeyRow(SQLModel, table=True):
     """An API key, stored as its SHA-256 digest."""
 

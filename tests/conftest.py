@@ -27,7 +27,8 @@ from inferhook.stack import build_models
 from tests.support import Receiver, Stack, docker_available, free_port
 
 TABLES = ("predictions", "prediction_events", "webhook_deliveries", "api_keys",
-          "webhook_secrets", "idempotency_keys", "webhook_attempts", "dispatcher_offsets")
+          "webhook_secrets", "idempotency_keys", "webhook_attempts", "dispatcher_offsets",
+          "parked_events")
 
 
 @pytest.fixture(scope="session")

@@ -115,9 +115,10 @@ def test_fold_filter_and_start_only_once() -> None:
     assert rows["p1"].phase == "running"
 
 
-def test_fold_skips_events_of_unknown_predictions() -> None:
+def test_fold_holds_events_of_unknown_predictions() -> None:
     folded = fold({}, [done(3, pid="ghost")], BASE)
-    assert folded.skipped == 1 and folded.history == []
+    assert folded.history == [] and folded.intents == []
+    assert [h.event.sequence for h in folded.park] == [3]
 
 
 # --- throttle -------------------------------------------------------------------------------
