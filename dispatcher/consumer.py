@@ -4,6 +4,11 @@ Postgres holds the authoritative offsets (written in each batch's transaction); 
 assignment the consumer seeks to them, or to the beginning of a partition Postgres has
 never seen. Offsets are also committed to Kafka, about once a second, only so that lag
 shows in the usual tools.
+
+When Postgres or Kafka goes away, `project_events` raises; the dispatcher runs it again
+(inferhook.resilience.retrying) with a new consumer, which seeks to the stored offsets
+again. A batch is applied in one transaction with its offsets, so a batch whose
+transaction failed is simply read again.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ MAX_BATCH = 2000
 """Events applied per Postgres transaction at most."""
 KAFKA_COMMIT_EVERY = 1.0
 """Seconds between the informational Kafka offset commits."""
+KAFKA_COMMIT_TIMEOUT = 5.0
+"""Seconds an informational commit may take (aiokafka retries one until Kafka is back)."""
 
 
 class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -42,6 +49,9 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         self.consumer, self.engine, self.topic = consumer, engine, topic
         self.generation = 0
         """Bumped on every rebalance: batches read before it are dropped, not applied."""
+        self.failure: Exception | None = None
+        """Why the last assignment could not seek (Postgres away): the positions are not
+        Postgres's, so nothing read may be applied; the projector raises it and starts over."""
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         """Drop what was read ahead; each applied batch stored its offsets with its effects."""
@@ -51,8 +61,12 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         """Seek every assigned partition to its stored offset (or to its beginning)."""
         self.generation += 1
         mine = [tp for tp in assigned if tp.topic == self.topic]
-        async with self.engine.connect() as conn:
-            stored = await stored_offsets(conn, self.topic, [tp.partition for tp in mine])
+        try:
+            async with self.engine.connect() as conn:
+                stored = await stored_offsets(conn, self.topic, [tp.partition for tp in mine])
+        except Exception as exc:  # aiokafka would only log it and read from the wrong offsets
+            self.failure = exc
+            return
         fresh = []
         for tp in mine:
             if tp.partition in stored:
@@ -127,6 +141,8 @@ async def project_events(settings: Settings, engine: AsyncEngine, stop: asyncio.
         while not stop.is_set():
             with suppress(TimeoutError):
                 generation, batch = await asyncio.wait_for(ahead.get(), timeout=0.2)
+                if listener.failure is not None:
+                    raise listener.failure
                 if generation == listener.generation:
                     async with engine.begin() as conn:
                         applied = await project_batch(
@@ -139,6 +155,8 @@ async def project_events(settings: Settings, engine: AsyncEngine, stop: asyncio.
                     done = {TopicPartition(t, p): o for (t, p), o in batch.offsets.items()}
                     pending.update(done)
                     lag.applied(generation, done)
+            if listener.failure is not None:
+                raise listener.failure
             await lag.maybe_report(consumer, topic, listener.generation)
             if fetcher.done():
                 fetcher.result()  # raise what stopped it
@@ -194,7 +212,8 @@ async def _commit(consumer: AIOKafkaConsumer,
     """Commit for visibility only; a failure (e.g. during a rebalance) loses nothing."""
     owned = consumer.assignment()
     try:
-        await consumer.commit({tp: o for tp, o in offsets.items() if tp in owned})
-    except KafkaError as exc:
+        await asyncio.wait_for(consumer.commit({tp: o for tp, o in offsets.items() if tp in owned}),
+                               timeout=KAFKA_COMMIT_TIMEOUT)
+    except (KafkaError, TimeoutError) as exc:
         log.info("informational offset commit failed: %r", exc)
     return {}

@@ -31,7 +31,6 @@ from datetime import UTC, datetime
 import aiohttp
 from opentelemetry.trace import SpanKind
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatcher.backoff import Next, after_attempt
@@ -42,6 +41,7 @@ from dispatcher.sender import Attempt, Signing, send
 from inferhook import metrics, tracing
 from inferhook.accounts import webhook_keys
 from inferhook.logs import bind_prediction
+from inferhook.resilience import Dependency, PartHealth
 from inferhook.settings import WebhookSettings
 from inferhook.tracing import TraceParents
 from schemas.webhooks import DeliveryState
@@ -208,15 +208,21 @@ class OutboxWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and deliver until `stop` is set; attempts in flight finish and are recorded."""
         recorder = asyncio.create_task(self._record_loop())
+        health = PartHealth("outbox worker", network=Dependency.POSTGRES)
         try:
             while not stop.is_set():
                 room = min(self.batch, self.settings.max_in_flight - self.in_flight)
                 try:
                     claimed = await self.claim(room) if room > 0 else []
-                except (OSError, SQLAlchemyError) as exc:  # Postgres away: leases keep rows safe
-                    log.warning("claiming webhooks failed: %r; retrying", exc)
-                    await asyncio.sleep(1.0)
+                except Exception as exc:  # Postgres away: leases keep rows safe
+                    if health.failed(exc):
+                        await health.pause(stop)
+                    else:
+                        log.exception("claiming webhooks failed; retrying in 1s")
+                        await asyncio.sleep(1.0)
                     continue
+                if room > 0:
+                    health.ok(Dependency.POSTGRES)
                 for delivery in claimed:
                     self._start(delivery)
                 if room > 0 and len(claimed) == room:

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inferhook.catalog import CatalogEntry
 from inferhook.kafka import publish
+from inferhook.resilience import Dependency, PartHealth
 from schemas.events import (
     EventType,
     PredictionError,
@@ -107,12 +108,15 @@ class Reaper:
         self.recent: dict[str, float] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Reap until `stop` is set."""
+        """Reap until `stop` is set; a pass that fails (a server away) is tried again."""
+        health = PartHealth("reaper", network=Dependency.POSTGRES)
         while not stop.is_set():
             try:
                 await self.reap_once()
-            except Exception:
-                log.exception("reaper pass failed; trying again next interval")
+                health.ok()
+            except Exception as exc:
+                if not health.failed(exc):
+                    log.exception("reaper pass failed; trying again next interval")
             with suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.interval)
 

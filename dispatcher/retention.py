@@ -14,6 +14,8 @@ from contextlib import suppress
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from inferhook.resilience import Dependency, PartHealth
+
 log = logging.getLogger(__name__)
 
 SWEEP = text("""
@@ -41,15 +43,19 @@ async def sweep_once(engine: AsyncEngine, limit: int = 1000) -> int:
 
 
 async def run_retention(engine: AsyncEngine, stop: asyncio.Event, *, interval: float) -> None:
-    """Sweep every `interval` seconds until `stop` is set (batches until nothing is left)."""
+    """Sweep every `interval` seconds until `stop` is set (batches until nothing is left);
+    a sweep that fails (Postgres away) is tried again next interval."""
+    health = PartHealth("retention sweep", network=Dependency.POSTGRES)
     while not stop.is_set():
         try:
             total = 0
             while (cleared := await sweep_once(engine)) > 0:
                 total += cleared
+            health.ok(Dependency.POSTGRES)
             if total:
                 log.info("retention: cleared the data of %d expired predictions", total)
-        except Exception:
-            log.exception("retention sweep failed; trying again next interval")
+        except Exception as exc:
+            if not health.failed(exc):
+                log.exception("retention sweep failed; trying again next interval")
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)

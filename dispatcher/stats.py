@@ -7,10 +7,10 @@ import logging
 from contextlib import suppress
 
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inferhook.metrics import OUTBOX_DUE, OUTBOX_OLDEST_DUE_AGE, OUTBOX_PENDING
+from inferhook.resilience import Dependency, PartHealth
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,15 @@ async def refresh_outbox_gauges(engine: AsyncEngine) -> None:
 
 
 async def report_outbox(engine: AsyncEngine, stop: asyncio.Event, *, interval: float) -> None:
-    """Refresh the outbox gauges every `interval` seconds until `stop` is set."""
+    """Refresh the outbox gauges every `interval` seconds until `stop` is set (a refresh
+    that fails, Postgres away or not, leaves them as they were and is tried next time)."""
+    health = PartHealth("outbox gauges", network=Dependency.POSTGRES)
     while not stop.is_set():
         try:
             await refresh_outbox_gauges(engine)
-        except (OSError, SQLAlchemyError) as exc:  # Postgres away: the gauges keep their values
-            log.warning("refreshing outbox gauges failed: %r", exc)
+            health.ok(Dependency.POSTGRES)
+        except Exception as exc:
+            if not health.failed(exc):
+                log.warning("refreshing outbox gauges failed: %r", exc)
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)

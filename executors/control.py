@@ -2,7 +2,8 @@
 
 Each executor reads every partition with a consumer of its own (no group), starting a
 window back in time so that a cancel written just before it started is still honoured,
-and remembers a bounded number of canceled prediction ids.
+and remembers a bounded number of canceled prediction ids. When Kafka goes away, the
+consumer starts over where it had read up to.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from inferhook.resilience import Dependency, retrying
 from inferhook.settings import Settings
 from schemas.events import CancelRequested, DecodeError, EventType, PredictionEvent
 from schemas.status import FailureReason
@@ -57,27 +59,40 @@ class ControlListener:
         self.canceled = CanceledIds(settings.executor.canceled_ids_kept)
         self.caught_up = asyncio.Event()
         """Set once the history window up to the start has been read."""
+        self.positions: dict[TopicPartition, int] = {}
+        """Where each partition has been read up to (a restarted consumer continues there)."""
 
     async def run(self, stop: asyncio.Event, producer: AIOKafkaProducer) -> None:
         """Read until `stop`; `caught_up` is set once the start-up history is applied.
 
-        `producer` (started) is only asked for the topic's partitions.
+        `producer` (started) is only asked for the topic's partitions. A Kafka outage
+        restarts the consumer (after a backoff) instead of ending the listener.
         """
+        await retrying("control listener", lambda: self._follow(stop, producer), stop=stop,
+                       uses=(Dependency.KAFKA,))
+
+    async def _follow(self, stop: asyncio.Event, producer: AIOKafkaProducer) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka.bootstrap, group_id=None,
             client_id="inferhook-executor-control", enable_auto_commit=False,
             isolation_level="read_committed")
-        await consumer.start()
         try:
+            await consumer.start()
             partitions = [TopicPartition(self.topic, p)
                           for p in sorted(await producer.partitions_for(self.topic))]
             consumer.assign(partitions)
-            targets = await self._seek_to_window(consumer, partitions)
+            if self.positions.keys() >= set(partitions):
+                for tp in partitions:
+                    consumer.seek(tp, self.positions[tp])
+                targets = dict(self.positions)
+            else:
+                targets = await self._seek_to_window(consumer, partitions)
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=200, max_records=500)
-                for records in batches.values():
+                for tp, records in batches.items():
                     for record in records:
                         self._apply(record.headers, record.value)
+                    self.positions[tp] = records[-1].offset + 1
                 if not self.caught_up.is_set() and await _reached(consumer, targets):
                     self.caught_up.set()
                     log.info("control topic read back %.0fs: %d canceled ids",

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from opentelemetry.context import Context
 
 from inferhook.kafka import publish
@@ -152,6 +153,10 @@ class Job:
             if not silent:
                 with bound_prediction(self.id):  # finish runs in the batcher's tasks too
                     await self._emit_outcome(output, error)
+        except KafkaError as exc:  # not durable: wait() raises it, so the request stays uncommitted
+            log.warning("outcome of prediction %s not written: %r", self.id, exc)
+            if not self._done.done():
+                self._done.set_exception(exc)
         finally:
             if not self._done.done():
                 self._done.set_result(None)
@@ -179,5 +184,6 @@ class Job:
             await self.finish(output=output, error=error, silent=silent)
 
     async def wait(self) -> None:
-        """Return once the outcome is durable (or the job ended silently)."""
+        """Return once the outcome is durable (or the job ended silently); raise the
+        KafkaError that kept it from becoming durable."""
         await asyncio.shield(self._done)

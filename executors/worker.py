@@ -10,6 +10,12 @@ transactional producer cannot be shared by the concurrent runs of one executor.
 
 SIGTERM (the `stop` event) stops consumption, lets in-flight work finish for up to
 `drain_seconds`, commits, and leaves the group.
+
+Kafka going away does not end the executor (DESIGN.md, invariant 8): it waits for Kafka
+at start, and when an outcome could not be made durable, or a Kafka error escapes, the
+connection part (producer, control listener, consumer) drains and starts over under
+`inferhook.resilience.retrying`, so the requests not committed run again from the
+group's committed offsets.
 """
 
 from __future__ import annotations
@@ -41,12 +47,17 @@ from executors.runtime import LoadedModel
 from inferhook import logs, metrics, tracing
 from inferhook.catalog import CatalogEntry, load_catalog
 from inferhook.kafka import create_producer, ensure_topics
+from inferhook.resilience import Dependency, outage, retrying
 from inferhook.settings import Settings
 from schemas.events import Created, DecodeError, PredictionError, PredictionEvent, utcnow
 from schemas.status import FailureReason
 from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
+
+COMMIT_TIMEOUT = 10.0
+"""Seconds one offset commit may take (aiokafka retries one until Kafka is back); a commit
+that times out is tried again on the next loop."""
 
 
 def executor_source() -> str:
@@ -100,6 +111,8 @@ class Executor:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._tasks: dict[asyncio.Task[None], TopicPartition | None] = {}
+        self._lost: KafkaError | None = None
+        """Why an outcome did not become durable (Kafka away): the connection starts over."""
 
     @property
     def served(self) -> list[str]:
@@ -113,41 +126,64 @@ class Executor:
             await self._run(stop)
 
     async def _run(self, stop: asyncio.Event) -> None:
+        for model in self._models.values():
+            self.pool.add(model)
+        try:
+            await retrying("executor", lambda: self._connected(stop), stop=stop,
+                           uses=(Dependency.KAFKA,))
+        finally:
+            await self.pool.close()
+            self.threads.shutdown(wait=False, cancel_futures=True)
+
+    async def _connected(self, stop: asyncio.Event) -> None:
+        """One connection to Kafka: serve until `stop`, or raise when Kafka went away (the
+        in-flight work drains and what it finished is committed first)."""
         request_topics = [self.topics.requests(name) for name in self.served]
         await ensure_topics(self.settings.kafka, [self.topics.events, self.topics.control,
                                                   self.topics.dead_letter, *request_topics])
-        for model in self._models.values():
-            self.pool.add(model)
         control_stop = asyncio.Event()
         self._producer = producer = create_producer(self.settings.kafka, client_id="inferhook-executor")
-        await producer.start()
-        control = asyncio.create_task(self.control.run(control_stop, producer), name="control")
+        self._lost = None
         try:
-            await _first(self.control.caught_up.wait(), control)
-            self._consumer = consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.kafka.bootstrap,
-                group_id=f"{self.topics.prefix}.executors", client_id="inferhook-executor",
-                enable_auto_commit=False, auto_offset_reset="earliest",
-                isolation_level="read_committed", max_poll_records=64,
-                session_timeout_ms=self.settings.executor.session_timeout_ms,
-                heartbeat_interval_ms=max(500, self.settings.executor.session_timeout_ms // 4))
-            # Pooled or not, the catalog is read once at start, so the topics are known: a
-            # pattern would also take requests of models this executor was told not to serve.
-            consumer.subscribe(request_topics, listener=_Rebalance(self))
-            await consumer.start()
+            await producer.start()
+            control = asyncio.create_task(self.control.run(control_stop, producer), name="control")
             try:
-                log.info("executor %s serving %s (%s)", self.source, ", ".join(self.served),
-                         "pooled" if self.pooled else "dedicated")
-                await self._consume(consumer, stop)
-                await self.drain(None)
+                await _first(self.control.caught_up.wait(), control)
+                await self._consume_requests(request_topics, stop)
             finally:
-                await consumer.stop()
+                control_stop.set()
+                await asyncio.gather(control, return_exceptions=True)
         finally:
-            control_stop.set()
-            await asyncio.gather(control, return_exceptions=True)
-            await self.pool.close()
             await producer.stop()
-            self.threads.shutdown(wait=False, cancel_futures=True)
+
+    async def _consume_requests(self, request_topics: list[str], stop: asyncio.Event) -> None:
+        self._consumer = consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka.bootstrap,
+            group_id=f"{self.topics.prefix}.executors", client_id="inferhook-executor",
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            isolation_level="read_committed", max_poll_records=64,
+            session_timeout_ms=self.settings.executor.session_timeout_ms,
+            heartbeat_interval_ms=max(500, self.settings.executor.session_timeout_ms // 4))
+        # Pooled or not, the catalog is read once at start, so the topics are known: a
+        # pattern would also take requests of models this executor was told not to serve.
+        consumer.subscribe(request_topics, listener=_Rebalance(self))
+        try:
+            await consumer.start()
+            log.info("executor %s serving %s (%s)", self.source, ", ".join(self.served),
+                     "pooled" if self.pooled else "dedicated")
+            await self._consume(consumer, stop)
+        finally:
+            await self._settle_all()
+            await consumer.stop()
+
+    async def _settle_all(self) -> None:
+        """Let in-flight work finish (bounded) and commit it; what is left runs again later."""
+        await self.drain(None)
+        leftover = list(self._tasks)
+        for task in leftover:
+            task.cancel()
+        await asyncio.gather(*leftover, return_exceptions=True)
+        self.tracker = OffsetTracker()
 
     async def _consume(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         paused = False
@@ -155,6 +191,8 @@ class Executor:
         models = {self.topics.requests(name): name for name in self.served}
         refreshed = -math.inf
         while not stop.is_set():
+            if self._lost is not None:
+                raise self._lost
             if time.monotonic() - refreshed >= self.settings.metrics.refresh_seconds:
                 refreshed = time.monotonic()
                 for topic, lag in (await metrics.consumer_lag(consumer, topics=models)).items():
@@ -181,10 +219,12 @@ class Executor:
         if not offsets:
             return
         try:
-            await self._consumer.commit(offsets)
+            await asyncio.wait_for(self._consumer.commit(offsets), timeout=COMMIT_TIMEOUT)
             self.tracker.committed(offsets)
         except (CommitFailedError, IllegalStateError) as exc:  # lost the partitions meanwhile
             log.warning("commit of %s failed: %s", offsets, exc)
+        except (KafkaError, TimeoutError) as exc:  # Kafka away: the next loop tries again
+            log.warning("commit of %s failed (%r); will retry", offsets, exc)
 
     async def drain(self, partitions: set[TopicPartition] | None) -> None:
         """Wait (bounded) for in-flight work on `partitions` (None: all), then commit."""
@@ -205,33 +245,50 @@ class Executor:
         self._tasks.pop(task, None)
 
     async def _handle(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Serve one request record, then mark its offset done: every path but one ends
+        there. The exception: Kafka went away before the outcome was durable; the offset
+        stays uncommitted and the connection starts over, so the request runs again."""
+        durable = True
         try:
-            try:
-                event = PredictionEvent.decode(record.headers, record.value)
-                if not isinstance(event.data, Created):
-                    raise DecodeError(f"expected a created event, got {event.type.value}")
-            except DecodeError as exc:
-                await self._dead_letter(record, str(exc))
-                return
-            # The run continues the trace of the request (its `created` record's traceparent).
-            with logs.bound_prediction(event.subject), tracing.tracer().start_as_current_span(
-                    f"run {event.data.model}", context=tracing.from_kafka(record.headers),
-                    kind=SpanKind.CONSUMER,
-                    attributes={"inferhook.prediction_id": event.subject,
-                                "inferhook.model": event.data.model}):
-                job = Job(self._require_producer(), self.topics.events, self.source,
-                          event.subject, event.data, trace_context=otel_context.get_current())
-                self.jobs[job.id] = job
-                try:
-                    await self._serve(job)
-                finally:
-                    self.jobs.pop(job.id, None)
-        except KafkaError:
-            log.exception("request %s@%d not finished; it stays uncommitted", record.topic, record.offset)
-            return
+            await self._settle(record)
+        except KafkaError as exc:
+            if outage(exc) is not None:
+                durable = False
+                self._lost = self._lost or exc
+                log.warning("request %s@%d not finished (%r); it runs again once Kafka is back",
+                            record.topic, record.offset, exc)
+            else:
+                log.exception("request %s@%d could not be finished", record.topic, record.offset)
         except Exception:
             log.exception("request %s@%d crashed its handler", record.topic, record.offset)
-        self.tracker.done(tp, record.offset)
+        if durable:
+            self.tracker.done(tp, record.offset)
+
+    async def _settle(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Run the request, or dead-letter it when it cannot be decoded; return once the
+        outcome (or the dead letter) is durable."""
+        try:
+            event, created = _request_of(record)
+        except DecodeError as exc:
+            await self._dead_letter(record, str(exc))
+        else:
+            await self._run_request(record, event, created)
+
+    async def _run_request(self, record: ConsumerRecord[bytes, bytes], event: PredictionEvent,
+                           created: Created) -> None:
+        # The run continues the trace of the request (its `created` record's traceparent).
+        with logs.bound_prediction(event.subject), tracing.tracer().start_as_current_span(
+                f"run {created.model}", context=tracing.from_kafka(record.headers),
+                kind=SpanKind.CONSUMER,
+                attributes={"inferhook.prediction_id": event.subject,
+                            "inferhook.model": created.model}):
+            job = Job(self._require_producer(), self.topics.events, self.source,
+                      event.subject, created, trace_context=otel_context.get_current())
+            self.jobs[job.id] = job
+            try:
+                await self._serve(job)
+            finally:
+                self.jobs.pop(job.id, None)
 
     def _require_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -295,6 +352,15 @@ class Executor:
         if job is not None and not job.finished:
             log.info("canceling prediction %s (%s)", prediction_id, reason)
             job.stop(PredictionError(reason=reason, message="canceled on request"), silent_if_pending=True)
+
+
+def _request_of(record: ConsumerRecord[bytes, bytes]) -> tuple[PredictionEvent, Created]:
+    """The `created` event a request record holds, and its data; DecodeError when it holds
+    anything else."""
+    event = PredictionEvent.decode(record.headers, record.value)
+    if not isinstance(event.data, Created):
+        raise DecodeError(f"expected a created event, got {event.type.value}")
+    return event, event.data
 
 
 async def _first(wait: Coroutine[Any, Any, Any], watched: asyncio.Task[None]) -> None:

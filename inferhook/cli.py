@@ -38,17 +38,23 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_infra(settings: Settings, args: argparse.Namespace) -> None:
     from inferhook.infra.kafka import resolve_jars
-    from inferhook.stack import infra_down, infra_status, infra_up
+    from inferhook.stack import dev_kafka_env, infra_down, infra_status, infra_up
 
     if args.action == "fetch":
         print(f"Kafka jars in {resolve_jars(settings.state_dir / 'kafka-jars')}")
         return
+    if args.brokers is not None and args.brokers < 1:
+        raise ValueError("--brokers needs 1 or more")
     if args.action == "up":
-        infra_up(settings)
+        infra_up(settings, args.brokers)
     elif args.action == "down":
         infra_down(settings)
     for name, line in infra_status(settings).items():
         print(f"{name}: {line}")
+    if args.action != "down" and (env := dev_kafka_env(settings)):
+        print("services run by hand need (`inferhook up` sets them itself):")
+        for key, value in env.items():
+            print(f"  export {key}={value}")
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
@@ -127,6 +133,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("up", help="start Kafka, Postgres, the services and models; Ctrl-C stops")
     infra = sub.add_parser("infra", help="local Kafka and Postgres")
     infra.add_argument("action", choices=["fetch", "up", "down", "status"])
+    infra.add_argument("--brokers", type=int, metavar="N",
+                       help="up: Kafka nodes; 3 starts a cluster on 127.0.0.1:9092,9093,9094 "
+                            "with RF 3 and min.insync.replicas 2 (default: the dev Kafka "
+                            "that runs, else 1)")
     sub.add_parser("migrate", help="apply database migrations")
     models = sub.add_parser("models", help="model files")
     models.add_argument("action", choices=["build"])

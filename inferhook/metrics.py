@@ -41,6 +41,12 @@ HTTP_REQUESTS = Histogram(
 PREDICTIONS_CREATED = Counter(
     "inferhook_predictions_created", "Predictions accepted by ingest (201), by model.", ["model"])
 
+# every service
+DEPENDENCY_UP = Gauge(
+    "inferhook_dependency_up",
+    "Whether this process last got through to a dependency (kafka, postgres): 1 yes, 0 it is "
+    "waiting for it.", ["dependency"])
+
 # dispatcher: projection and webhooks
 PREDICTIONS_COMPLETED = Counter(
     "inferhook_predictions_completed",
@@ -83,9 +89,9 @@ LOAD_SECONDS = Histogram(
     buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0))
 
 ALL: tuple[MetricWrapperBase, ...] = (
-    HTTP_REQUESTS, PREDICTIONS_CREATED, PREDICTIONS_COMPLETED, PROJECTION_LAG, WEBHOOK_ATTEMPTS,
-    WEBHOOK_LATENCY, OUTBOX_PENDING, OUTBOX_DUE, OUTBOX_OLDEST_DUE_AGE, QUEUE_DEPTH, BATCH_SIZE,
-    RUN_SECONDS, COLD_STARTS, LOAD_SECONDS)
+    DEPENDENCY_UP, HTTP_REQUESTS, PREDICTIONS_CREATED, PREDICTIONS_COMPLETED, PROJECTION_LAG,
+    WEBHOOK_ATTEMPTS, WEBHOOK_LATENCY, OUTBOX_PENDING, OUTBOX_DUE, OUTBOX_OLDEST_DUE_AGE,
+    QUEUE_DEPTH, BATCH_SIZE, RUN_SECONDS, COLD_STARTS, LOAD_SECONDS)
 """Every inferhook collector (the dashboard may name only these)."""
 
 

@@ -16,14 +16,16 @@ import time
 from inferhook.accounts import create_key, owner_of
 from inferhook.catalog import load_catalog
 from inferhook.db import create_engine, migrate
-from inferhook.infra import InfraError, LocalKafka, LocalPostgres
+from inferhook.infra import InfraError, LocalKafka, LocalKafkaCluster, LocalPostgres
 from inferhook.infra.kafka import resolve_jars
-from inferhook.infra.process import port_open, terminate, wait_until
+from inferhook.infra.process import port_open, wait_until
 from inferhook.settings import Settings
+from inferhook.supervise import Service, Supervisor
 
 log = logging.getLogger(__name__)
 
 DEV_KAFKA_PORT = 9092
+"""The dev Kafka's port; the nodes of a dev cluster listen on 9092, 9093, 9094, ..."""
 DEV_POSTGRES_PORT = 55432
 DEV_OWNER = "dev"
 SERVICES = ("ingest", "executor", "dispatcher")
@@ -31,12 +33,34 @@ DEV_METRICS_PORTS = {"executor": 9101, "dispatcher": 9102}
 """Each worker's /metrics port in the dev stack (ingest serves /metrics on its own port)."""
 
 
-def local_kafka(settings: Settings) -> LocalKafka | None:
-    """The dev Kafka, or None when INFERHOOK_KAFKA_BOOTSTRAP names another broker."""
+def local_kafka(settings: Settings, brokers: int | None = None) -> LocalKafka | LocalKafkaCluster | None:
+    """The dev Kafka, or None when INFERHOOK_KAFKA_BOOTSTRAP names another broker.
+
+    `brokers=1`: one broker in state_dir/kafka; more: a cluster in state_dir/kafka-cluster;
+    None: the dev cluster when one runs, else the single broker.
+    """
     if "bootstrap" in settings.kafka.model_fields_set:
         return None
-    return LocalKafka(settings.state_dir / "kafka", settings.state_dir / "kafka-jars",
-                      port=DEV_KAFKA_PORT)
+    jars, folder = settings.state_dir / "kafka-jars", settings.state_dir / "kafka-cluster"
+    if brokers is None:
+        size = len(list(folder.glob("node-*")))
+        cluster = LocalKafkaCluster(folder, jars, brokers=size, port=DEV_KAFKA_PORT) if size else None
+        if cluster is not None and cluster.running_pid() is not None:
+            return cluster
+        brokers = 1
+    if brokers > 1:
+        return LocalKafkaCluster(folder, jars, brokers=brokers, port=DEV_KAFKA_PORT)
+    return LocalKafka(settings.state_dir / "kafka", jars, port=DEV_KAFKA_PORT)
+
+
+def dev_kafka_env(settings: Settings) -> dict[str, str]:
+    """INFERHOOK_KAFKA_* for services on the running dev cluster (its bootstrap list and
+    replication factor); empty for the single dev broker or a Kafka named in the settings."""
+    kafka = local_kafka(settings)
+    if not isinstance(kafka, LocalKafkaCluster):
+        return {}
+    return {"INFERHOOK_KAFKA_BOOTSTRAP": kafka.bootstrap,
+            "INFERHOOK_KAFKA_REPLICATION_FACTOR": str(kafka.brokers)}
 
 
 def local_postgres(settings: Settings) -> LocalPostgres | None:
@@ -46,10 +70,18 @@ def local_postgres(settings: Settings) -> LocalPostgres | None:
     return LocalPostgres(settings.state_dir / "postgres", port=DEV_POSTGRES_PORT)
 
 
-def infra_up(settings: Settings) -> list[str]:
-    """Start the local servers that are not running yet; return what was started."""
+def infra_up(settings: Settings, brokers: int | None = None) -> list[str]:
+    """Start the local servers that are not running yet; return what was started.
+
+    `brokers`: Kafka nodes (1, or a cluster of 3...); None: the dev Kafka that runs, else 1.
+    """
     started: list[str] = []
-    kafka = local_kafka(settings)
+    kafka = local_kafka(settings, brokers)
+    running = local_kafka(settings)
+    if (kafka is not None and running is not None and running.running_pid() is not None
+            and running.bootstrap != kafka.bootstrap):
+        raise InfraError(f"a dev Kafka of another size runs on {running.bootstrap}; "
+                         "stop it first (inferhook infra down)")
     if kafka is not None and kafka.running_pid() is None:
         resolve_jars(kafka.jars_dir)
         clock = time.monotonic()
@@ -79,6 +111,9 @@ def infra_status(settings: Settings) -> dict[str, str]:
     kafka, postgres = local_kafka(settings), local_postgres(settings)
     status["kafka"] = (f"external {settings.kafka.bootstrap}" if kafka is None else
                        f"running on {kafka.bootstrap}" if kafka.running_pid() else "stopped")
+    if isinstance(kafka, LocalKafkaCluster) and kafka.running_pid():
+        up = sum(node.running_pid() is not None for node in kafka.nodes)
+        status["kafka"] += f" ({up} of {kafka.brokers} brokers up)"
     status["postgres"] = (
         "external" if postgres is None else
         f"running on 127.0.0.1:{postgres.port}" if postgres.running_pid() else "stopped")
@@ -129,13 +164,19 @@ def service_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("INFERHOOK_DEV", "1")
     env.setdefault("INFERHOOK_WEBHOOK_ALLOW_NETS", "127.0.0.1/32")
+    for name, value in dev_kafka_env(settings).items():  # a dev cluster (infra up --brokers 3)
+        env.setdefault(name, value)
     env.setdefault("INFERHOOK_KAFKA_BOOTSTRAP", settings.kafka.bootstrap)
     env.setdefault("INFERHOOK_DATABASE_URL", settings.database.url.get_secret_value())
     return env
 
 
 def up(settings: Settings) -> None:
-    """Start everything, print where it listens, and stop what we started on Ctrl-C."""
+    """Start everything, print where it listens, and stop what we started on Ctrl-C.
+
+    The services run under a Supervisor: one that exits is started again (with a backoff
+    and a log line) while the rest keep running.
+    """
     if port_open(settings.port, settings.host):
         raise InfraError(f"{settings.host}:{settings.port} is taken; set INFERHOOK_PORT")
     started = infra_up(settings)
@@ -144,10 +185,11 @@ def up(settings: Settings) -> None:
     env = service_env(settings)
     log.info("webhooks to 127.0.0.1 are allowed in the dev stack (INFERHOOK_WEBHOOK_ALLOW_NETS=%s)",
              env["INFERHOOK_WEBHOOK_ALLOW_NETS"])
-    procs = {name: subprocess.Popen(
-                 [sys.executable, "-m", "inferhook.cli", name], start_new_session=True,
-                 env={**env, "INFERHOOK_METRICS_PORT": str(DEV_METRICS_PORTS.get(name, 0))})
-             for name in SERVICES}
+    supervisor = Supervisor([
+        Service(name, [sys.executable, "-m", "inferhook.cli", name],
+                env={**env, "INFERHOOK_METRICS_PORT": str(DEV_METRICS_PORTS.get(name, 0))})
+        for name in SERVICES])
+    supervisor.start()
     stopping = False
 
     def stop(*_: object) -> None:
@@ -157,8 +199,11 @@ def up(settings: Settings) -> None:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        wait_until(lambda: stopping or port_open(settings.port, settings.host), timeout=120,
-                   what="ingest", log=None)
+        def ingest_listens() -> bool:
+            supervisor.check()
+            return stopping or port_open(settings.port, settings.host)
+
+        wait_until(ingest_listens, timeout=120, what="ingest", log=None)
         if not stopping:
             print(f"\ninferhook is up: {settings.base_url}  (console: {settings.base_url}/console)\n"
                   f"dev API key (owner {DEV_OWNER}): {key}\n"
@@ -168,14 +213,9 @@ def up(settings: Settings) -> None:
                   + ", ".join(f"http://127.0.0.1:{port}/metrics ({name})"
                               for name, port in DEV_METRICS_PORTS.items())
                   + "\nCtrl-C stops everything.\n", flush=True)
-        while not stopping:
-            for name, proc in procs.items():
-                if proc.poll() is not None:
-                    raise InfraError(f"{name} exited with code {proc.returncode}")
-            time.sleep(0.3)
+        supervisor.run(lambda: stopping)
     finally:
-        for proc in procs.values():
-            terminate(proc.pid, timeout=15)
+        supervisor.stop(timeout=15)
         infra_down(settings, started)
         print("inferhook stopped.", flush=True)
 

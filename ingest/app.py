@@ -1,16 +1,29 @@
-"""The ingest aiohttp application and its lifecycle."""
+"""The ingest aiohttp application and its lifecycle.
+
+Ingest serves whatever Kafka and Postgres are doing (DESIGN.md, invariant 8): it starts
+without either, connecting to Kafka in the background (creates answer 503 with
+Retry-After until then), and a probe keeps `inferhook_dependency_up` current.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
+import time
 from collections.abc import AsyncIterator
+from contextlib import suppress
+from typing import Any
 
 from aiohttp import web
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 
 from inferhook import tracing
 from inferhook.catalog import load_catalog
 from inferhook.db import create_engine
 from inferhook.kafka import create_producer, ensure_topics
+from inferhook.resilience import Dependency, retrying
 from inferhook.settings import Settings
 from ingest import (
     account,
@@ -67,17 +80,113 @@ async def _changes(app: web.Application) -> AsyncIterator[None]:
         await feed.stop()
 
 
+FIRST_TRY = 20.0
+"""Seconds ingest waits at start for its first try to reach Kafka before serving without it."""
+
+
+class LateProducer:
+    """Ingest's producer, usable before Kafka first answered.
+
+    Until `started` (set by the background start, see `_kafka`), sends and metadata
+    lookups fail at once with KafkaConnectionError, so a create answers 503 at once rather
+    than waiting on metadata that cannot come; afterwards every call goes to the producer,
+    except while `reachable` is false (the probe found no broker answering): then they fail
+    at once too, rather than each waiting out the producer's delivery timeout.
+    """
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+        self.started = False
+        self.reachable = True
+        self._last_ack = -math.inf
+
+    def probed(self, answered: bool, began: float) -> None:
+        """A probe that began at `began` (monotonic) found a broker answering, or none. An
+        acknowledged send since it began outranks it: the next step of a create that just
+        got through must not be refused on stale news."""
+        if answered or began > self._last_ack:
+            self.reachable = answered
+
+    def _check(self) -> None:
+        if not self.started:
+            raise KafkaConnectionError("not connected to Kafka yet")
+        if not self.reachable:
+            raise KafkaConnectionError("no Kafka broker answers")
+
+    async def send(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        return await self.producer.send(*args, **kwargs)
+
+    async def send_and_wait(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        result = await self.producer.send_and_wait(*args, **kwargs)
+        self._last_ack, self.reachable = time.monotonic(), True
+        return result
+
+    async def partitions_for(self, topic: str) -> Any:
+        self._check()
+        return await self.producer.partitions_for(topic)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.producer, name)
+
+
 async def _kafka(app: web.Application) -> AsyncIterator[None]:
     settings, topics = app[SETTINGS], app[TOPICS]
-    await ensure_topics(settings.kafka, [topics.events, topics.control,
-                                         *(topics.requests(name) for name in app[CATALOG])])
-    producer = create_producer(settings.kafka, client_id="inferhook-ingest")
-    await producer.start()
+    producer = LateProducer(create_producer(settings.kafka, client_id="inferhook-ingest"))
+
+    tried = asyncio.Event()
+
+    async def connect() -> None:
+        try:
+            await ensure_topics(settings.kafka, [topics.events, topics.control,
+                                                 *(topics.requests(name) for name in app[CATALOG])])
+            await producer.producer.start()
+        finally:
+            tried.set()
+        producer.started = True
+        log.info("ingest connected to Kafka at %s", settings.kafka.bootstrap)
+
+    starting = asyncio.create_task(retrying("ingest producer", connect, uses=(Dependency.KAFKA,)))
     app[PRODUCER] = producer
+    # Serve once the first try is over: with Kafka up, creates work from the first request;
+    # with Kafka away (refused at once, or silent for FIRST_TRY seconds), serve regardless.
+    with suppress(TimeoutError):
+        await asyncio.wait_for(tried.wait(), timeout=FIRST_TRY)
     try:
         yield
     finally:
-        await producer.stop()
+        starting.cancel()
+        with suppress(asyncio.CancelledError):
+            await starting
+        await producer.producer.stop()
+
+
+PROBE_WHILE_DOWN = 1.0
+"""Seconds between dependency probes while one is down (otherwise the metrics refresh)."""
+
+
+async def _probe(app: web.Application) -> AsyncIterator[None]:
+    """Check Kafka and Postgres now and then: keeps the dependency gauge current even when
+    nobody asks /readyz, and tells the producer whether any broker answers."""
+    interval, producer = app[SETTINGS].metrics.refresh_seconds, app[PRODUCER]
+
+    async def loop() -> None:
+        while True:
+            began = time.monotonic()
+            checks = await system.check_dependencies(app)
+            if producer.started:
+                producer.probed(checks["kafka"] == "ok", began)
+            down = any(v != "ok" for v in checks.values())
+            await asyncio.sleep(PROBE_WHILE_DOWN if down else interval)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -91,7 +200,7 @@ def build_app(settings: Settings) -> web.Application:
     app[LIMITER] = RateLimiter(settings.api)
     app[FINISHED] = FinishedCache()
     app[SHARED_READS] = SharedReads()
-    app.cleanup_ctx.extend([_postgres, _changes, _kafka])
+    app.cleanup_ctx.extend([_postgres, _changes, _kafka, _probe])
     app.on_startup.append(docs.render_spec)
     for module in (predictions, cancel, history, models, account, system, docs, webhooks, queues,
                    console, telemetry):

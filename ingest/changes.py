@@ -18,11 +18,13 @@ from typing import Any
 import asyncpg
 
 from inferhook.db import PREDICTION_CHANGED
+from inferhook.resilience import Backoff, Dependency, PartHealth
 from schemas.status import Status
 
 log = logging.getLogger(__name__)
 
-RECONNECT_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
+RECONNECT = Backoff(first=0.1, cap=5.0)
+"""Waits between connection attempts while Postgres is away."""
 
 
 class Watch:
@@ -111,29 +113,34 @@ class ChangeFeed:
                 watch.notify(None)
 
     async def _run(self) -> None:
-        attempt = 0
+        """Listen; after any failure (Postgres away, restarting, the link cut) connect again."""
+        health = PartHealth("change feed", network=Dependency.POSTGRES, backoff=RECONNECT)
         while True:
-            lost = asyncio.Event()
             try:
-                conn = await asyncpg.connect(self.dsn)
-            except (OSError, asyncpg.PostgresError) as exc:
-                delay = RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)]
-                log.warning("change feed cannot connect (%r); retrying in %.1fs", exc, delay)
-                attempt += 1
-                await asyncio.sleep(delay)
-                continue
-            try:
-                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
-                await conn.add_listener(PREDICTION_CHANGED, self._on_notice)
-                attempt = 0
-                self.backend_pid = conn.get_server_pid()
-                self.connected.set()
-                # Anything that changed while we were not listening: let waiters re-read.
-                self._wake_all()
-                await lost.wait()
-                log.warning("change feed connection lost; reconnecting")
-            finally:
-                self.connected.clear()
-                self.backend_pid = None
-                with suppress(Exception):
-                    await asyncio.shield(conn.close(timeout=2))
+                await self._listen(health)
+            except Exception as exc:
+                if not health.failed(exc):
+                    log.exception("change feed failed; reconnecting in %.0fs", RECONNECT.cap)
+                    await asyncio.sleep(RECONNECT.cap)
+                    continue
+            await health.pause()
+
+    async def _listen(self, health: PartHealth) -> None:
+        """One connection's life: listen until Postgres ends it."""
+        lost = asyncio.Event()
+        conn = await asyncpg.connect(self.dsn, timeout=10)
+        try:
+            conn.add_termination_listener(lambda _conn: lost.set())
+            await conn.add_listener(PREDICTION_CHANGED, self._on_notice)
+            health.ok(Dependency.POSTGRES)
+            self.backend_pid = conn.get_server_pid()
+            self.connected.set()
+            # Anything that changed while we were not listening: let waiters re-read.
+            self._wake_all()
+            await lost.wait()
+            log.warning("change feed connection lost; reconnecting")
+        finally:
+            self.connected.clear()
+            self.backend_pid = None
+            with suppress(Exception):
+                await asyncio.shield(conn.close(timeout=2))

@@ -70,7 +70,9 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
     In that order: the request must not be consumable before `created` is durable on the
     events topic, or the executor's `started` and outcome could land in the events partition
     ahead of `created` (see DESIGN.md, invariant 1; the projector also holds such events).
-    503 and nothing created when Kafka refuses (the idempotency claim is given back).
+    503 and nothing created when Kafka refuses `created` (the idempotency claim is given
+    back); 503 too when it refuses the request after taking `created`: the claim then stays
+    open, so a retry with the same Idempotency-Key finishes the create (see `resume`).
     Run it shielded: once Kafka has the event, the rest must happen even if the client left.
     """
     body, created_at = new.body, utcnow()
@@ -79,19 +81,16 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
         webhook_events_filter=[e.value for e in body.webhook_events_filter], created_at=created_at,
         deadline=created_at + new.cancel_after if new.cancel_after else None,
         result_ttl_seconds=new.result_ttl_seconds)
-    event = PredictionEvent(id=f"{prediction_id}-{CREATED_SEQUENCE}", source=SOURCE,
-                            type=EventType.CREATED, time=created_at, subject=prediction_id,
-                            sequence=CREATED_SEQUENCE, data=created)
-    topics, producer = app[TOPICS], app[PRODUCER]
+    event = _created_event(prediction_id, created)
     try:
-        await publish(producer, topics.events, event)
-        await publish(producer, topics.requests(body.model), event)
+        await publish(app[PRODUCER], app[TOPICS].events, event)
     except KafkaError as exc:
-        log.warning("could not enqueue prediction %s: %r", prediction_id, exc)
+        log.warning("could not create prediction %s: %r", prediction_id, exc)
         if claim is not None:
             await _release(app, claim)
         raise ServiceUnavailable("Kafka did not accept the prediction; nothing was created, "
                                  "retry") from exc
+    await _enqueue(app, event, body.model)
     row = PredictionRow(id=prediction_id, owner=new.owner, model=body.model,
                         status=Status.PENDING.value, input=body.input, webhook=body.webhook,
                         webhook_events_filter=created.webhook_events_filter,
@@ -112,6 +111,42 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
     except Exception as exc:  # the prediction is accepted all the same; the dispatcher projects it
         log.warning("prediction %s accepted but not yet readable: %r", prediction_id, exc)
     return row
+
+
+async def resume(app: web.Application, row: PredictionRow, claim: Claim) -> None:
+    """Finish a create that died after `created` reached the events topic (see
+    ingest.idempotency): write the request again, then commit the claim.
+
+    The request may already be in Kafka (the creator died after writing it): the model then
+    runs twice, and the read model keeps one outcome (executor events have fixed sequences).
+    503 when Kafka refuses; the claim stays open for the next retry.
+    """
+    if row.status != Status.PENDING:
+        return  # it started: the request was consumed
+    created = Created(owner=row.owner, model=row.model, input=row.input or {},
+                      webhook=row.webhook, webhook_events_filter=row.webhook_events_filter,
+                      created_at=row.created_at, deadline=row.deadline,
+                      result_ttl_seconds=row.result_ttl_seconds)
+    await _enqueue(app, _created_event(row.id, created), row.model)
+    log.warning("prediction %s: its create was interrupted; request written again", row.id)
+    async with app[ENGINE].begin() as conn:
+        await claim.commit(conn)
+
+
+async def _enqueue(app: web.Application, event: PredictionEvent, model: str) -> None:
+    """Write the request for the model's executors; 503 when Kafka refuses it."""
+    try:
+        await publish(app[PRODUCER], app[TOPICS].requests(model), event)
+    except KafkaError as exc:
+        log.warning("prediction %s created but not queued: %r", event.subject, exc)
+        raise ServiceUnavailable("Kafka did not accept the prediction's request; retry with "
+                                 "the same Idempotency-Key to finish it") from exc
+
+
+def _created_event(prediction_id: str, created: Created) -> PredictionEvent:
+    return PredictionEvent(id=f"{prediction_id}-{CREATED_SEQUENCE}", source=SOURCE,
+                           type=EventType.CREATED, time=created.created_at,
+                           subject=prediction_id, sequence=CREATED_SEQUENCE, data=created)
 
 
 async def _release(app: web.Application, claim: Claim) -> None:

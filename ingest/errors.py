@@ -11,6 +11,7 @@
     ├── Unprocessable         422  valid JSON that breaks the schema (lists every problem)
     ├── TooManyRequests       429  the key's rate limit is spent (Retry-After, RateLimit-*)
     └── ServiceUnavailable    503  Kafka or Postgres did not answer; nothing was accepted
+                                   (Retry-After: RETRY_AFTER unless told otherwise)
 """
 
 from __future__ import annotations
@@ -71,8 +72,16 @@ class TooManyRequests(ApiError):
     status, type, title = 429, "rate-limited", "Too many requests"
 
 
+RETRY_AFTER = 2
+"""Seconds a 503 asks the client to wait before trying again (a dependency is away)."""
+
+
 class ServiceUnavailable(ApiError):
     status, type, title = 503, "unavailable", "Service unavailable"
+
+    def __init__(self, detail: str, errors: list[ProblemItem] | None = None, *,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail, errors, headers={"Retry-After": str(RETRY_AFTER), **(headers or {})})
 
 
 class HttpError(ApiError):

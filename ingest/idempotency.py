@@ -8,6 +8,11 @@ Kafka can fail after the claim: the creator then deletes its claim, so a retry s
 afresh. If even that delete fails (Postgres gone too), the claim stays `committed = false`
 and a request arriving more than CLAIM_GRACE seconds later takes it over, as long as no
 prediction with the claimed id exists (the created event never became durable).
+
+The creator can also die between writing `created` to the events topic and to the request
+topic: the prediction then exists (the projector makes its row) but its claim was never
+committed. A replay of such a claim says so (`Replay.interrupted`), and the caller writes
+the request again before answering (see ingest.create.resume).
 """
 
 from __future__ import annotations
@@ -43,6 +48,10 @@ ON CONFLICT (owner, key) DO UPDATE
 RETURNING prediction_id
 """)
 EXISTING = text("SELECT body_hash, prediction_id FROM idempotency_keys WHERE owner = :owner AND key = :key")
+COMMITTED = text("""
+SELECT committed FROM idempotency_keys
+WHERE owner = :owner AND key = :key AND prediction_id = :prediction_id
+""")
 RELEASE = text("""
 DELETE FROM idempotency_keys
 WHERE owner = :owner AND key = :key AND prediction_id = :prediction_id AND NOT committed
@@ -57,6 +66,15 @@ def body_hash(body: PredictionCreate) -> str:
     """Digest of a create body, insensitive to key order and whitespace."""
     canonical = orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The prediction an Idempotency-Key already made."""
+
+    row: PredictionRow
+    interrupted: bool
+    """Its create never finished (claim not committed): the request may not be in Kafka."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +99,7 @@ class Claim:
 
 
 async def claim_or_replay(engine: AsyncEngine, claim: Claim, digest: str,
-                          ttl_hours: float) -> PredictionRow | None:
+                          ttl_hours: float) -> Replay | None:
     """None when `claim` is ours to create; else the prediction this key already made.
 
     409 when the key was used with another body, or its first request is still in flight.
@@ -98,18 +116,22 @@ async def claim_or_replay(engine: AsyncEngine, claim: Claim, digest: str,
         if existing.body_hash != digest:
             msg = "this Idempotency-Key was already used with a different request body"
             raise Conflict(msg, [ProblemItem(loc=["header", "Idempotency-Key"], msg=msg)])
-        return await _twin_prediction(engine, claim.owner, existing.prediction_id)
+        return await _twin_prediction(engine, claim.owner, claim.key, existing.prediction_id)
     raise Conflict("this Idempotency-Key is being claimed concurrently; retry",
                    headers={"Retry-After": "1"})
 
 
-async def _twin_prediction(engine: AsyncEngine, owner: str, prediction_id: str) -> PredictionRow:
+async def _twin_prediction(engine: AsyncEngine, owner: str, key: str,
+                          prediction_id: str) -> Replay:
     loop = asyncio.get_running_loop()
     give_up = loop.time() + TWIN_WAIT
     while True:
         row = await load_prediction(engine, prediction_id, owner)
         if row is not None:
-            return row
+            async with engine.connect() as conn:
+                committed = (await conn.execute(COMMITTED, {
+                    "owner": owner, "key": key, "prediction_id": prediction_id})).scalar()
+            return Replay(row, interrupted=committed is False)
         if loop.time() >= give_up:
             raise Conflict("a request with this Idempotency-Key is still being processed; retry",
                            headers={"Retry-After": "1"})

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import logging
 
-import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from aiokafka.errors import KafkaError
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from inferhook.resilience import Dependency, mark, outage
 from ingest.errors import (
     ApiError,
     HttpError,
@@ -28,20 +25,12 @@ log = logging.getLogger(__name__)
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs",
                           # the console's shell only; its data comes from the /v1 API
                           "/console", "/console/app.js", "/console/console.css"})
-UNAVAILABLE = (ConnectionError, TimeoutError, OSError, KafkaError, PoolTimeout,
-               asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 
 
 def problem_response(error: ApiError) -> web.Response:
     """The one error shape, as a response."""
     return web.Response(status=error.status, body=error.problem().model_dump_json(),
                         content_type="application/problem+json", headers=error.headers)
-
-
-def _unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, DBAPIError):
-        return exc.connection_invalidated or isinstance(exc.orig, UNAVAILABLE)
-    return isinstance(exc, UNAVAILABLE)
 
 
 @web.middleware
@@ -63,9 +52,13 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     except web.HTTPException as exc:
         return problem_response(HttpError(exc.status, exc.reason, exc.text or exc.reason))
     except Exception as exc:
-        if _unavailable(exc):
-            log.warning("dependency failed on %s %s: %r", request.method, request.path, exc)
-            return problem_response(ServiceUnavailable("a backing service did not answer; retry"))
+        # Handlers talk to Postgres unless they raise a Kafka error; a bare network error is
+        # the database pool's (the producer wraps its own in KafkaError).
+        away = outage(exc, network=Dependency.POSTGRES)
+        if away is not None:
+            mark(away, up=False)
+            log.warning("%s away on %s %s: %r", away.value, request.method, request.path, exc)
+            return problem_response(ServiceUnavailable(f"{away.value} did not answer; retry"))
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem_response(ApiError("unexpected error; it has been logged"))
 

@@ -12,7 +12,7 @@ from inferhook.logs import bind_prediction
 from inferhook.metrics import PREDICTIONS_CREATED
 from ingest import headers
 from ingest.body import parse, parse_query, read_json
-from ingest.create import NewPrediction, accept, validate
+from ingest.create import NewPrediction, accept, resume, validate
 from ingest.errors import NotFound
 from ingest.idempotency import Claim, body_hash, claim_or_replay
 from ingest.openapi import operation
@@ -62,8 +62,10 @@ async def create(request: web.Request, body: PredictionCreate) -> web.Response:
         row = await asyncio.shield(accept(app, new, prediction_id, claim))
         PREDICTIONS_CREATED.labels(body.model).inc()
     else:
-        bind_prediction(replayed.id)
-        row = replayed
+        row = replayed.row
+        bind_prediction(row.id)
+        if replayed.interrupted and claim is not None:
+            await asyncio.shield(resume(app, row, Claim(owner, claim.key, row.id)))
     if wait is not None:
         row = await wait_terminal(app, row, wait)
     prediction = row.to_api(app[SETTINGS].base_url)

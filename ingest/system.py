@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from sqlalchemy import text
 
+from inferhook.resilience import Dependency, mark
 from ingest.openapi import operation
-from ingest.state import ENGINE, PRODUCER, TOPICS
+from ingest.state import ENGINE, PRODUCER
 from schemas.api import Health
 
 routes = web.RouteTableDef()
+
+CHECK_TIMEOUT = 2.0
+"""Seconds a dependency has to answer a readiness check."""
 
 
 @routes.get("/healthz")
@@ -21,28 +26,43 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(text=Health(status="ok").model_dump_json(), content_type="application/json")
 
 
+async def check_dependencies(app: web.Application) -> dict[str, str]:
+    """`ok` or `unavailable: <why>` for Kafka and Postgres, checked side by side within
+    CHECK_TIMEOUT; the `inferhook_dependency_up` gauge is set from the answers."""
+
+    async def postgres() -> None:
+        async with app[ENGINE].connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def kafka() -> None:
+        producer = app[PRODUCER]  # ingest.app.LateProducer
+        if not producer.started:
+            raise ConnectionError("not connected to Kafka yet")
+        # A fresh metadata round trip: cached metadata would say ok with every broker gone.
+        if not await producer.client.force_metadata_update():
+            raise ConnectionError("no broker answered")
+
+    async def check(dependency: Dependency, probe: Callable[[], Awaitable[None]]) -> str:
+        try:
+            await asyncio.wait_for(probe(), timeout=CHECK_TIMEOUT)
+        except Exception as exc:  # readiness reports every failure, whatever its type
+            mark(dependency, up=False)
+            return f"unavailable: {type(exc).__name__}"
+        mark(dependency, up=True)
+        return "ok"
+
+    answers = await asyncio.gather(check(Dependency.POSTGRES, postgres),
+                                   check(Dependency.KAFKA, kafka))
+    return {"postgres": answers[0], "kafka": answers[1]}
+
+
 @routes.get("/readyz")
 @operation("Readiness: Kafka and Postgres answer", responses={200: Health, 503: Health}, public=True,
            tags=("meta",))
 async def readyz(request: web.Request) -> web.Response:
-    """200 only when Kafka and Postgres both answer within two seconds."""
-    checks: dict[str, str] = {}
-
-    async def postgres() -> None:
-        async with request.app[ENGINE].connect() as conn:
-            await conn.execute(text("SELECT 1"))
-
-    async def kafka() -> None:
-        partitions = await request.app[PRODUCER].partitions_for(request.app[TOPICS].events)
-        if not partitions:
-            raise ConnectionError("events topic has no partitions")
-
-    for name, check in (("postgres", postgres), ("kafka", kafka)):
-        try:
-            await asyncio.wait_for(check(), timeout=2.0)
-            checks[name] = "ok"
-        except Exception as exc:  # readiness reports every failure, whatever its type
-            checks[name] = f"unavailable: {type(exc).__name__}"
+    """200 only when Kafka and Postgres both answer within two seconds; the body says which
+    one does not (`checks`)."""
+    checks = await check_dependencies(request.app)
     ready = all(v == "ok" for v in checks.values())
     body = Health(status="ok" if ready else "unavailable", checks=checks)
     return web.Response(text=body.model_dump_json(), content_type="application/json",

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from sqlalchemy import text
 
 from inferhook.db import create_engine, migrate
-from inferhook.infra import LocalKafka, LocalPostgres
+from inferhook.infra import LocalKafka, LocalKafkaCluster, LocalPostgres
 from inferhook.infra.kafka import resolve_jars
 from inferhook.settings import REPO_ROOT, DatabaseSettings, KafkaSettings, Settings, WebhookSettings
 from inferhook.stack import build_models
@@ -49,6 +49,19 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield kafka.bootstrap
     finally:
         kafka.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafkaCluster]:
+    """A 3-node KRaft cluster (RF 3, min.insync.replicas 2) of its own, started only for the
+    tests that ask for it; a test that kills nodes starts them again before it ends."""
+    cluster = LocalKafkaCluster(tmp_path_factory.mktemp("kafka-cluster"),
+                                resolve_jars(REPO_ROOT / ".state" / "kafka-jars"), brokers=3)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

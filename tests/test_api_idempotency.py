@@ -101,3 +101,35 @@ async def test_bad_idempotency_key_is_400(stack: Stack) -> None:
         response = await stack.create(digits(stack), headers={"Idempotency-Key": key})
         assert response.status == 400, key
     assert await sql(stack, "SELECT id FROM predictions") == []
+
+
+async def test_a_create_that_died_between_its_two_writes_is_finished_by_the_retry(
+        stack: Stack) -> None:
+    # The first ingest claimed the key and wrote `created` to the events topic, then died
+    # before writing the request: the prediction exists (the projector made its row) but
+    # nothing would ever run it. The client's retry with the same key must run it.
+    from ingest.idempotency import body_hash
+    from schemas.api import PredictionCreate
+    from schemas.events import Created
+    from tests.support import EventWriter, wait_until
+
+    body = digits(stack)
+    prediction_id = str(uuid_utils.uuid7())
+    owner = (await sql(stack, "SELECT owner FROM api_keys LIMIT 1"))[0].owner
+    await sql(stack, "INSERT INTO idempotency_keys (owner, key, body_hash, prediction_id, "
+                     "created_at, committed) VALUES (:o, 'crash-1', :h, :p, now(), false)",
+              o=owner, h=body_hash(PredictionCreate.model_validate(body)), p=prediction_id)
+    async with EventWriter(stack.settings) as events:
+        await events.send(prediction_id, 0, Created(owner=owner, model=DIGITS,
+                                                    input=body["input"], created_at=utcnow()))
+
+    async def projected() -> bool:
+        return (await stack.get(prediction_id)).status == 200
+
+    await wait_until(projected, what="the orphan prediction projected")
+    again = await stack.create(body, headers={"Idempotency-Key": "crash-1"})
+    assert again.status == 200 and (await again.json())["id"] == prediction_id
+    done = await stack.wait_terminal(prediction_id)
+    assert done["status"] == "succeeded" and done["output"]["digit"] == 7
+    claim = await sql(stack, "SELECT committed FROM idempotency_keys WHERE key = 'crash-1'")
+    assert claim[0].committed is True

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from executors.worker import Executor, load_models
 from inferhook.settings import Settings
@@ -184,6 +186,37 @@ async def test_undecodable_request_goes_to_dead_letter(one_partition: Settings, 
     reasons = dict(headers)
     assert reasons["inferhook_error"]
     assert reasons["inferhook_topic"] == topics.requests("inferhook/digits").encode()
+
+
+async def committed_offset(settings: Settings, tp: TopicPartition) -> int:
+    """The executors group's committed offset of one partition (-1 when none)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(f"{settings.kafka.topic_prefix}.executors")
+    finally:
+        await admin.close()
+    found = offsets.get(tp)
+    return found.offset if found is not None else -1
+
+
+async def test_dead_letter_advances_the_commit(one_partition: Settings, requests: Requests,
+                                               events: EventLog) -> None:
+    topics = Topics(one_partition.kafka.topic_prefix)
+    tp = TopicPartition(topics.requests("inferhook/digits"), 0)
+    async with running(executor(one_partition)):
+        poison = await requests.producer.send_and_wait(tp.topic, b"{not json", key=b"garbage",
+                                                       headers=[("ce_specversion", b"1.0")])
+        after = await requests.create("inferhook/digits", example_input(one_partition, "inferhook/digits"))
+        assert (await events.outcome(after)).type is EventType.SUCCEEDED
+        # The commit must move past both records: a commit held at the poison record would
+        # make every later request of the partition run again after a restart or rebalance.
+        wanted = poison.offset + 2
+        for _ in range(100):
+            if await committed_offset(one_partition, tp) >= wanted:
+                break
+            await asyncio.sleep(0.1)
+        assert await committed_offset(one_partition, tp) == wanted
 
 
 async def test_events_carry_fixed_sequences_and_metrics(one_partition: Settings, requests: Requests,

@@ -9,10 +9,12 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from inferhook.infra import InfraError, LocalKafka, LocalPostgres
+from inferhook.cli import parser
+from inferhook.infra import InfraError, LocalKafka, LocalKafkaCluster, LocalPostgres
 from inferhook.infra.kafka import new_cluster_id, require_tool, resolve_jars
 from inferhook.infra.postgres import find_bin_dir
-from inferhook.settings import REPO_ROOT
+from inferhook.settings import REPO_ROOT, KafkaSettings, Settings
+from inferhook.stack import dev_kafka_env, local_kafka
 
 
 async def test_postgres_restarts_on_its_data_dir(tmp_path: Path) -> None:
@@ -72,3 +74,27 @@ def test_cluster_ids_never_look_like_options() -> None:
     assert len(ids) == 5000
     assert not any(i.startswith("-") for i in ids)
     assert all(len(i) == 22 for i in ids)
+
+
+def test_dev_kafka_is_one_broker_or_a_cluster_on_fixed_ports(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("INFERHOOK_KAFKA_BOOTSTRAP", raising=False)
+    settings = Settings(state_dir=tmp_path)
+    single = local_kafka(settings)
+    assert isinstance(single, LocalKafka), "nothing runs: the single dev broker"
+    assert single.bootstrap == "127.0.0.1:9092"
+    assert dev_kafka_env(settings) == {}, "services keep the default bootstrap and RF"
+    cluster = local_kafka(settings, 3)
+    assert isinstance(cluster, LocalKafkaCluster)
+    assert cluster.bootstrap == "127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094"
+    assert [(n.node_id, n.replication_factor) for n in cluster.nodes] == [(1, 3), (2, 3), (3, 3)]
+    external = Settings(state_dir=tmp_path, kafka=KafkaSettings(bootstrap="kafka:9092"))
+    assert local_kafka(external, 3) is None
+    assert parser().parse_args(["infra", "up", "--brokers", "3"]).brokers == 3
+    assert parser().parse_args(["infra", "status"]).brokers is None
+
+
+def test_cluster_refuses_a_folder_of_a_larger_cluster(tmp_path: Path) -> None:
+    (tmp_path / "node-4").mkdir()
+    with pytest.raises(InfraError, match="larger cluster"):
+        LocalKafkaCluster(tmp_path, tmp_path / "jars", brokers=3).start()

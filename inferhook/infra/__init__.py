@@ -4,7 +4,7 @@ Used by `inferhook infra up|down|status`, `inferhook up` and the test suite's fi
 """
 
 from inferhook.infra.errors import InfraError
-from inferhook.infra.kafka import LocalKafka
+from inferhook.infra.kafka import LocalKafka, LocalKafkaCluster
 from inferhook.infra.postgres import LocalPostgres
 
-__all__ = ["InfraError", "LocalKafka", "LocalPostgres"]
+__all__ = ["InfraError", "LocalKafka", "LocalKafkaCluster", "LocalPostgres"]
