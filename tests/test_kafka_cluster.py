@@ -63,9 +63,16 @@ async def configs(admin: AIOKafkaAdminClient, kind: ConfigResourceType, name: st
 
 
 async def leader_of(admin: AIOKafkaAdminClient, topic: str) -> int:
-    (described,) = await admin.describe_topics([topic])
-    (partition,) = described["partitions"]
-    return int(partition["leader"])
+    """The partition's leader, asking again while the admin client's node is the one down."""
+    for _ in range(40):
+        try:
+            (described,) = await admin.describe_topics([topic])
+        except KafkaError:
+            await asyncio.sleep(0.5)
+            continue
+        (partition,) = described["partitions"]
+        return int(partition["leader"])
+    raise TimeoutError(f"no broker described {topic}")
 
 
 async def test_topics_and_internal_topics_are_replicated_three_ways(
