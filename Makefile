@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: up test install provision lint bench clean
+.PHONY: up test install provision lint bench chaos clean
 
 $(VENV)/.installed: pyproject.toml client/pyproject.toml scripts/model-packages.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,13 @@ $(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
 bench: provision $(VENV)/.bench-installed
 	bash bench/provision.sh
 	$(BIN)/python -m bench $(if $(ONLY),--only $(ONLY)) $(BENCH_ARGS)
+
+# make chaos [CHAOS_ARGS="--duration 60 --seed 7"]: five full runs of each scenario, see chaos/.
+CHAOS_ARGS ?=
+
+chaos: provision
+	$(BIN)/python -m chaos --scenario single --runs 5 $(CHAOS_ARGS)
+	$(BIN)/python -m chaos --scenario cluster --runs 5 $(CHAOS_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import uuid_utils
@@ -23,6 +25,7 @@ from schemas.api import ListQuery, Prediction, PredictionCreate, PredictionList,
 from schemas.tables import PredictionRow
 
 routes = web.RouteTableDef()
+T = TypeVar("T")
 
 CREATE_HEADERS = (headers.PREFER_DOC, headers.CANCEL_AFTER_DOC, headers.RESULT_TTL_DOC,
                   headers.IDEMPOTENCY_KEY_DOC)
@@ -58,14 +61,13 @@ async def create(request: web.Request, body: PredictionCreate) -> web.Response:
     replayed = None if claim is None else await claim_or_replay(
         app[ENGINE], claim, body_hash(body), app[SETTINGS].api.idempotency_hours)
     if replayed is None:
-        # Shielded: a client hanging up must not stop a create half-way (after Kafka has it).
-        row = await asyncio.shield(accept(app, new, prediction_id, claim))
+        row = await _shielded(accept(app, new, prediction_id, claim))
         PREDICTIONS_CREATED.labels(body.model).inc()
     else:
         row = replayed.row
         bind_prediction(row.id)
         if replayed.interrupted and claim is not None:
-            await asyncio.shield(resume(app, row, Claim(owner, claim.key, row.id)))
+            await _shielded(resume(app, row, Claim(owner, claim.key, row.id)))
     if wait is not None:
         row = await wait_terminal(app, row, wait)
     prediction = row.to_api(app[SETTINGS].base_url)
@@ -77,6 +79,15 @@ async def create(request: web.Request, body: PredictionCreate) -> web.Response:
         response.headers["Location"] = prediction.urls.get
     preference_applied(response, wait)
     return response
+
+
+async def _shielded(work: Coroutine[Any, Any, T]) -> T:
+    """Run `work` to its end even if the client hangs up (a create must not stop half-way
+    once Kafka has it); its errors are logged where they happen, so a left client's are
+    only retrieved, not reported again."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return await asyncio.shield(task)
 
 
 @routes.post("/v1/predictions")

@@ -38,8 +38,14 @@ async def check_dependencies(app: web.Application) -> dict[str, str]:
         producer = app[PRODUCER]  # ingest.app.LateProducer
         if not producer.started:
             raise ConnectionError("not connected to Kafka yet")
-        # A fresh metadata round trip: cached metadata would say ok with every broker gone.
-        if not await producer.client.force_metadata_update():
+        # Kafka is up while any broker answers: one broker of a cluster down is a leader
+        # election, not an outage. ready() connects (or finds the connection alive), so a
+        # dead broker is not taken for alive on cached metadata.
+        client = producer.client
+        nodes = [broker.nodeId for broker in client.cluster.brokers()]
+        answers = await asyncio.gather(*(client.ready(node) for node in nodes),
+                                       return_exceptions=True)
+        if True not in answers:
             raise ConnectionError("no broker answered")
 
     async def check(dependency: Dependency, probe: Callable[[], Awaitable[None]]) -> str:
