@@ -11,6 +11,7 @@ import contextlib
 import os
 import time
 import traceback
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from chaos import report as reports
 from chaos.api import Api
 from chaos.config import RunConfig
 from chaos.faults import TERMINAL, Injector, schedule
-from chaos.ledger import drain, verdict
+from chaos.ledger import Outcome, drain, verdict
 from chaos.load import Load
 from chaos.receiver import Receiver
 from chaos.services import Supervisor
@@ -173,6 +174,8 @@ async def _exercise(config: RunConfig, parts: Parts, api: Api, run_name: str,
     await injector.recovered()
     ledger = verdict(ids, gets, receiver.deliveries)
     report.update(ledger.as_dict())
+    report["terminal_statuses"] = dict(Counter(
+        seen.status for seen in gets.values() if isinstance(seen, Outcome)))
     report["ok"] = ledger.lost == 0 and ledger.conflicts == 0 and not receiver.unverified
 
 
