@@ -20,6 +20,7 @@ RUN groupadd --system --gid 10001 inferhook \
         --shell /usr/sbin/nologin inferhook
 
 COPY pyproject.toml README.md ./
+COPY cli/ cli/
 COPY inferhook/ inferhook/
 COPY ingest/ ingest/
 COPY executors/ executors/

@@ -18,8 +18,8 @@ import psutil
 from rich.console import Console
 
 from bench.stack import STATE, BenchStack
+from cli.infra.process import free_port, port_open, terminate, wait_until
 from inferhook.catalog import CatalogEntry, load_catalog
-from inferhook.infra.process import free_port, port_open, terminate, wait_until
 from inferhook.settings import REPO_ROOT, Settings
 
 DIGITS = "inferhook/digits"

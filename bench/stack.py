@@ -15,9 +15,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inferhook.infra import LocalKafka, LocalPostgres
-from inferhook.infra.kafka import resolve_jars
-from inferhook.infra.process import free_port, port_open, spawn, terminate, wait_until
+from cli.infra import LocalKafka, LocalPostgres
+from cli.infra.kafka import resolve_jars
+from cli.infra.process import free_port, port_open, spawn, terminate, wait_until
 from inferhook.settings import REPO_ROOT
 
 STATE = REPO_ROOT / ".state" / "bench"
@@ -82,13 +82,13 @@ class BenchStack:
         log = STATE / "logs" / f"{log_name or name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("")
-        proc = spawn([sys.executable, "-m", "inferhook.cli", name, *args], log=log,
+        proc = spawn([sys.executable, "-m", "cli", name, *args], log=log,
                      env=self.env(**env))
         return Service(name, proc, log)
 
     def cli(self, *args: str) -> str:
         """Run an `inferhook` command against this stack and return its stdout."""
-        done = subprocess.run([sys.executable, "-m", "inferhook.cli", *args], env=self.env(),
+        done = subprocess.run([sys.executable, "-m", "cli", *args], env=self.env(),
                               capture_output=True, text=True, check=True)
         return done.stdout
 

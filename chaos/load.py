@@ -126,7 +126,7 @@ class Load:
             "accepted_as_replay_200": sum(1 for c in accepted if c.accepted_status == 200),
             "retried_creates": sum(1 for c in self.creates if c.attempts > 1),
             "never_accepted": len(never),
-            # 409 last means a twin of it got as far as the idempotency claim: it may exist
+            # 409 last means a twin of it got as far as the idempotency key's reservation: it may exist
             # server-side without the client ever learning its id (so outside the ledger).
             "never_accepted_by_last_answer": dict(Counter(c.last_answer for c in never)),
             "never_accepted_examples": [{"index": c.index, "last_answer": c.last_answer,

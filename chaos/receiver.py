@@ -18,7 +18,7 @@ from aiohttp import web
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from inferhook.infra.process import free_port
+from cli.infra.process import free_port
 
 
 def output_digest(output: Any) -> str:

@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 
 from chaos.config import Scenario
-from inferhook.infra import InfraError, LocalKafka, LocalPostgres
-from inferhook.infra.kafka import LocalKafkaCluster
-from inferhook.infra.postgres import SERVER_USER, find_bin_dir
+from cli.infra import InfraError, LocalKafka, LocalPostgres
+from cli.infra.kafka import LocalKafkaCluster
+from cli.infra.postgres import SERVER_USER, find_bin_dir
 
 
 class Brokers:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inferhook.infra.process import spawn
+from cli.infra.process import spawn
 
 DEATH_LOG_TAIL = 2000
 """Characters of a service's log kept with each death it died on its own."""
@@ -37,7 +37,7 @@ class Death:
 
 @dataclass
 class Service:
-    """`python -m inferhook.cli <name> <args>`, restartable with the same environment and port."""
+    """`python -m cli <name> <args>`, restartable with the same environment and port."""
 
     name: str
     args: tuple[str, ...]
@@ -57,7 +57,7 @@ class Service:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("a") as out:
             out.write(f"\n===== chaos: {note} at {time.strftime('%H:%M:%S')} =====\n")
-        self.proc = spawn([sys.executable, "-m", "inferhook.cli", self.name, *self.args],
+        self.proc = spawn([sys.executable, "-m", "cli", self.name, *self.args],
                           log=self.log, env=self.env)
         self.starts += 1
 

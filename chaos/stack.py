@@ -21,11 +21,11 @@ from bench.stack import BenchStack
 from chaos.config import RunConfig
 from chaos.servers import Brokers
 from chaos.services import Service
+from cli.infra import LocalPostgres
+from cli.infra.kafka import resolve_jars
+from cli.infra.process import free_port
 from inferhook.accounts import create_key
 from inferhook.db import create_engine, migrate
-from inferhook.infra import LocalPostgres
-from inferhook.infra.kafka import resolve_jars
-from inferhook.infra.process import free_port
 from inferhook.settings import REPO_ROOT, DatabaseSettings
 
 STATE = REPO_ROOT / ".state" / "chaos"

@@ -26,6 +26,7 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatcher.projector import project_batch, stored_offsets
+from inferhook.kafka import create_consumer
 from inferhook.metrics import PREDICTIONS_COMPLETED, PROJECTION_LAG, consumer_lag
 from inferhook.settings import Settings
 from inferhook.tracing import TraceParents
@@ -122,13 +123,9 @@ async def project_events(settings: Settings, engine: AsyncEngine, stop: asyncio.
     assignment seeks from what Postgres holds anyway.
     """
     topic = Topics(settings.kafka.topic_prefix).events
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka.bootstrap,
-        group_id=f"{settings.kafka.topic_prefix}.dispatcher",
-        client_id="inferhook-dispatcher", enable_auto_commit=False,
-        auto_offset_reset="earliest", isolation_level="read_committed",
-        max_poll_records=MAX_BATCH, fetch_max_wait_ms=50,
-    )
+    consumer = create_consumer(settings.kafka, client_id="inferhook-dispatcher",
+                               group_id=Topics(settings.kafka.topic_prefix).dispatcher_group,
+                               max_poll_records=MAX_BATCH, fetch_max_wait_ms=50)
     listener = SeekToStoredOffsets(consumer, engine, topic)
     consumer.subscribe([topic], listener=listener)
     await consumer.start()

@@ -13,8 +13,6 @@ import errno
 class DispatcherError(Exception):
     """Base of every error the dispatcher raises itself."""
 
-    retriable = False
-
 
 class RefusedAddress(DispatcherError, OSError):
     """The webhook host resolves only to refused addresses; retrying will not help soon."""

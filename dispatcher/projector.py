@@ -164,14 +164,8 @@ WHERE topic = :topic AND partition = ANY(CAST(:partitions AS integer[]))
 
 @dataclass(frozen=True)
 class Applied:
-    """What one batch did."""
+    """What one batch did that the caller acts on after the commit."""
 
-    events: int
-    applied: int
-    changed: int
-    webhooks: int
-    held: int = 0
-    """Events kept for predictions whose `created` has not arrived yet."""
     completed: tuple[tuple[str, str], ...] = ()
     """(model, status) of each prediction this batch made terminal (for metrics, once committed)."""
 
@@ -198,7 +192,8 @@ async def project_batch(conn: AsyncConnection, events: Sequence[PredictionEvent]
     if payloads := folded.notifications():
         # Delivered when the transaction commits; waiting clients (Prefer: wait, streams) wake.
         await conn.execute(NOTIFY, {"payloads": payloads})
-    webhooks = await _write_outbox(conn, folded, progress_interval) if folded.intents else 0
+    if folded.intents:
+        await _write_outbox(conn, folded, progress_interval)
     if offsets:
         keys = sorted(offsets)
         await conn.execute(STORE_OFFSETS, {"topics": [t for t, _ in keys],
@@ -206,8 +201,7 @@ async def project_batch(conn: AsyncConnection, events: Sequence[PredictionEvent]
                                            "offsets": [offsets[k] for k in keys]})
     completed = tuple((folded.rows[h.prediction_id].model, _TERMINAL_STATUS[h.type])
                       for h in folded.history if h.type in _TERMINAL_STATUS)
-    return Applied(len(events), len(folded.history), len(payloads), webhooks, len(folded.park),
-                   completed)
+    return Applied(completed)
 
 
 async def stored_offsets(conn: AsyncConnection, topic: str,
@@ -261,7 +255,7 @@ async def _write_held(conn: AsyncConnection, folded: Folded) -> None:
             "values": [h.raw for h in park]})
 
 
-async def _write_outbox(conn: AsyncConnection, folded: Folded, interval: float) -> int:
+async def _write_outbox(conn: AsyncConnection, folded: Folded, interval: float) -> None:
     touched = sorted({i.prediction_id for i in folded.intents})
     queued: dict[str, QueuedProgress] = {}
     for row in await conn.execute(LOAD_PROGRESS, {"ids": touched, "types": PROGRESS_TYPES,
@@ -283,4 +277,3 @@ async def _write_outbox(conn: AsyncConnection, folded: Folded, interval: float) 
              "owner": d.intent.owner, "url": d.intent.url, "endpoint": endpoint_of(d.intent.url),
              "event_type": d.intent.event_type.value, "sequence": d.intent.sequence,
              "body": d.intent.body.decode(), "due": d.due} for d in outbox.inserts])})
-    return len(outbox.inserts) + len(outbox.replace)

@@ -6,11 +6,13 @@
   `failed`, `timed_out`; the run time counts from the end of a cold start's model load
   (`load_time`), and a prediction still `loading` gets `load_grace` instead
 
-The reaper writes these outcomes as events to Kafka (OUT_OF_BAND_SEQUENCE, so they outrank
-the executor's), not to Postgres: Kafka stays the system of record and the projector
-applies them like any other event. Started ones also get a cancel on the control topic, so
-an executor still running them stops. One reaper pass runs at a time across dispatchers
-(a Postgres advisory lock); a prediction reaped but not yet projected is not sent twice.
+The rule and the outcomes' wording are schemas.deadlines, shared with the executors; the
+SQL below says which clock ran out. The reaper writes these outcomes as events to Kafka
+(OUT_OF_BAND_SEQUENCE, so they outrank the executor's), not to Postgres: Kafka stays the
+system of record and the projector applies them like any other event. Started ones also
+get a cancel on the control topic, so an executor still running them stops. One reaper
+pass runs at a time across dispatchers (a Postgres advisory lock); a prediction reaped but
+not yet projected is not sent twice.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import socket
 import time
 from collections.abc import Mapping
 from contextlib import suppress
-from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
@@ -31,15 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from inferhook.catalog import CatalogEntry
 from inferhook.kafka import publish
 from inferhook.resilience import Dependency, PartHealth
-from schemas.events import (
-    EventType,
-    PredictionError,
-    cancel_request,
-    out_of_band_outcome,
-    utcnow,
-)
+from schemas import deadlines
+from schemas.events import PredictionError, cancel_request, out_of_band_outcome, utcnow
 from schemas.manifest import ModelManifest
-from schemas.status import FailureReason
 from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -70,25 +65,13 @@ LIMIT :limit
 """)
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """How an overdue prediction ends."""
-
-    event_type: EventType
-    reason: FailureReason
-    message: str
-
-
-def verdict(why: str, status: str) -> Verdict:
-    """The outcome for an overdue prediction, from what made it overdue (a pure rule)."""
+def verdict(why: str, *, queue_deadline_seconds: float, max_run_seconds: float) -> PredictionError:
+    """How an overdue prediction ends, from the clock that ran out (`why` of OVERDUE)."""
     if why == "deadline":
-        return Verdict(EventType.CANCELED, FailureReason.DEADLINE,
-                       "the deadline set with Cancel-After passed before it finished")
+        return deadlines.deadline_passed()
     if why == "queue":
-        return Verdict(EventType.FAILED, FailureReason.EXPIRED_IN_QUEUE,
-                       "waited in the queue longer than the model's queue deadline")
-    return Verdict(EventType.FAILED, FailureReason.TIMED_OUT,
-                   f"{status} longer than the model's maximum run time; its executor is gone")
+        return deadlines.expired_in_queue(queue_deadline_seconds)
+    return deadlines.timed_out(max_run_seconds, executor_gone=True)
 
 
 class Reaper:
@@ -102,6 +85,8 @@ class Reaper:
         self.models = sorted(catalog)
         self.queues = [catalog[m].manifest.queue_deadline_seconds for m in self.models]
         self.runs = [catalog[m].manifest.max_run_seconds for m in self.models]
+        self.limits = dict(zip(self.models, zip(self.queues, self.runs, strict=True), strict=True))
+        """Each model's (queue deadline, maximum run time) in seconds."""
         defaults = ModelManifest.model_fields
         self.default_queue = float(defaults["queue_deadline_seconds"].default)
         self.default_run = float(defaults["max_run_seconds"].default)
@@ -135,18 +120,22 @@ class Reaper:
                 "load_grace": self.load_grace,
                 "limit": limit})).all()
             rows = [r for r in rows if r.id not in self.recent]
-            await asyncio.gather(*(self._end(r.id, r.status, verdict(r.why, r.status))
+            await asyncio.gather(*(self._end(r.id, r.status, self._verdict(r.why, r.model))
                                    for r in rows))
         for r in rows:
             self.recent[r.id] = now
         return len(rows)
 
-    async def _end(self, prediction_id: str, status: str, v: Verdict) -> None:
+    def _verdict(self, why: str, model: str) -> PredictionError:
+        queue, run = self.limits.get(model, (self.default_queue, self.default_run))
+        return verdict(why, queue_deadline_seconds=queue, max_run_seconds=run)
+
+    async def _end(self, prediction_id: str, status: str, error: PredictionError) -> None:
         now = utcnow()
-        log.info("reaping %s (%s): %s", prediction_id, status, v.reason.value)
+        log.info("reaping %s (%s): %s", prediction_id, status, error.reason.value)
         if status == "started":
             await publish(self.producer, self.topics.control, cancel_request(
-                prediction_id, source=SOURCE, reason=v.reason, nonce=v.reason.value, now=now))
+                prediction_id, source=SOURCE, reason=error.reason, nonce=error.reason.value, now=now))
         await publish(self.producer, self.topics.events, out_of_band_outcome(
-            prediction_id, source=SOURCE, event_type=v.event_type,
-            error=PredictionError(reason=v.reason, message=v.message), now=now))
+            prediction_id, source=SOURCE, event_type=deadlines.outcome_type(error.reason),
+            error=error, now=now))

@@ -51,20 +51,19 @@ class ActiveBatch:
 
     def job_ended(self, _: Job) -> None:
         """Stop the run once none of its jobs wants the result any more."""
-        if all(job.finished for job in self.jobs):
+        if not any(job.live for job in self.jobs):
             self.options.terminate = True
 
 
 class Batcher:
-    """Serves one loaded model: queue, batch, run in the pool, end each job."""
+    """Serves one loaded model: queue, batch, run in the ORT threads, end each job."""
 
-    def __init__(self, model: LoadedModel, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, model: LoadedModel, ort_threads: ThreadPoolExecutor) -> None:
         self.model = model
-        self.pool = pool
+        self.ort_threads = ort_threads
         self._queue: deque[Job] = deque()
         self._arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._endings: set[asyncio.Task[None]] = set()
         self._active: ActiveBatch | None = None
         self.busy = 0
         """Jobs queued or running here (a pooled model in use is not evicted)."""
@@ -86,7 +85,7 @@ class Batcher:
     def submit(self, job: Job) -> None:
         """Queue a job; it emits `started` (running) when its batch begins."""
         self.busy += 1
-        job.on_finish.append(self._released)
+        job.on_end.append(self._released)
         self._queue.append(job)
         self._arrived.set()
 
@@ -104,7 +103,7 @@ class Batcher:
         while len(batch) < limit:
             while self._queue and len(batch) < limit:
                 job = self._queue.popleft()
-                if not job.finished:
+                if job.live:
                     batch.append(job)
             remaining = end - loop.time()
             if len(batch) >= limit or remaining <= 0 or limit == 1:
@@ -114,7 +113,7 @@ class Batcher:
                 await asyncio.wait_for(self._arrived.wait(), remaining)
             except TimeoutError:
                 break
-        return batch
+        return [job for job in batch if job.live]  # some may have ended while we waited
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -123,16 +122,17 @@ class Batcher:
             if not batch:
                 continue
             self._active = active = ActiveBatch(batch)
+            max_run_seconds = self.model.entry.manifest.max_run_seconds
             for job in batch:
-                job.running()
+                job.running(max_run_seconds)
             for job in batch:
-                job.on_finish.append(active.job_ended)
+                job.on_end.append(active.job_ended)
             emitters: list[Emitter] = [ThreadEmitter(loop, job) for job in batch]
             self._batch_sizes.observe(len(batch))
             clock = time.perf_counter()
             try:
                 outcomes = await loop.run_in_executor(
-                    self.pool, self.model.run_batch, [job.created.input for job in batch],
+                    self.ort_threads, self.model.run_batch, [job.created.input for job in batch],
                     active.options, emitters)
             except Exception as exc:  # run_batch turns model errors into outcomes; this is a bug
                 log.exception("batch of %s crashed", self.model.name)
@@ -141,17 +141,15 @@ class Batcher:
                 self._active = None
                 self._run_seconds.observe(time.perf_counter() - clock)
             for job, outcome in zip(batch, outcomes, strict=True):
-                if job.claim():
-                    task = loop.create_task(self._end(job, outcome))
-                    self._endings.add(task)
-                    task.add_done_callback(self._endings.discard)
+                _end(job, outcome)  # no-op for a job that ended meanwhile (cancel, clocks)
 
-    @staticmethod
-    async def _end(job: Job, outcome: Any) -> None:
-        if isinstance(outcome, PredictionFailed):
-            await job.finish(error=PredictionError(reason=outcome.reason, message=outcome.message))
-        elif isinstance(outcome, Exception):
-            await job.finish(error=PredictionError(reason=FailureReason.MODEL_ERROR,
-                                                   message=f"{type(outcome).__name__}: {outcome}"))
-        else:
-            await job.finish(output=outcome)
+
+def _end(job: Job, outcome: Any) -> None:
+    """End a job with what its run gave: output, or the failure it ended with."""
+    if isinstance(outcome, PredictionFailed):
+        job.end(error=PredictionError(reason=outcome.reason, message=outcome.message))
+    elif isinstance(outcome, Exception):
+        job.end(error=PredictionError(reason=FailureReason.MODEL_ERROR,
+                                      message=f"{type(outcome).__name__}: {outcome}"))
+    else:
+        job.end(output=outcome)

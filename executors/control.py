@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from inferhook.kafka import create_consumer
 from inferhook.resilience import Dependency, retrying
 from inferhook.settings import Settings
 from schemas.events import CancelRequested, DecodeError, EventType, PredictionEvent
@@ -50,13 +51,14 @@ class CanceledIds:
 
 
 class ControlListener:
-    """Follows the control topic and calls `on_cancel(id, reason)` for each cancel request."""
+    """Follows the control topic: adds each canceled id to `canceled`, then calls
+    `on_cancel(id, reason)`."""
 
-    def __init__(self, settings: Settings, on_cancel: CancelHandler) -> None:
+    def __init__(self, settings: Settings, canceled: CanceledIds, on_cancel: CancelHandler) -> None:
         self.settings = settings
         self.topic = Topics(settings.kafka.topic_prefix).control
         self.on_cancel = on_cancel
-        self.canceled = CanceledIds(settings.executor.canceled_ids_kept)
+        self.canceled = canceled
         self.caught_up = asyncio.Event()
         """Set once the history window up to the start has been read."""
         self.positions: dict[TopicPartition, int] = {}
@@ -72,10 +74,9 @@ class ControlListener:
                        uses=(Dependency.KAFKA,))
 
     async def _follow(self, stop: asyncio.Event, producer: AIOKafkaProducer) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka.bootstrap, group_id=None,
-            client_id="inferhook-executor-control", enable_auto_commit=False,
-            isolation_level="read_committed")
+        # No group: every executor reads every partition, from where it seeks to.
+        consumer = create_consumer(self.settings.kafka, client_id="inferhook-executor-control",
+                                   group_id=None, auto_offset_reset="latest")
         try:
             await consumer.start()
             partitions = [TopicPartition(self.topic, p)

@@ -2,7 +2,8 @@
 
     ExecutorError
     ├── ModelLoadError   the ONNX file or handler could not be loaded (the executor stops)
-    └── PredictionFailed one prediction failed; carries the machine-readable reason
+    ├── PredictionFailed one prediction failed; carries the machine-readable reason
+    └── JobStateError    a job was moved against its state table (a bug in the executor)
 """
 
 from __future__ import annotations
@@ -25,3 +26,7 @@ class PredictionFailed(ExecutorError):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+class JobStateError(ExecutorError):
+    """A job was asked to move from its state to one its table does not allow."""

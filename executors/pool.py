@@ -3,7 +3,8 @@
 Pooled mode loads a model on its first request and keeps it warm in an LRU cache; while
 the cache is above the memory budget (estimated from the ONNX files' sizes), the least
 recently used model that has no work queued or running is evicted. Loading happens in
-the thread pool, once per model even when many requests wait for it.
+the pool's ORT threads, once per model even when many requests wait for it; the batches
+run in the same threads.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from executors.batching import Batcher
@@ -32,20 +34,32 @@ def intra_op_threads(configured: int, models: int) -> int:
 
 
 class ModelPool:
-    """Loaded models by name, each with its batcher."""
+    """Loaded models by name, each with its batcher, and the threads ORT runs in.
 
-    def __init__(self, catalog: dict[str, CatalogEntry], pool: ThreadPoolExecutor, *,
-                 memory_budget_bytes: int, threads: int) -> None:
+    `catalog` is what may be served; `preloaded` models (dedicated mode) are served from
+    `start()` on, the others are loaded on their first request.
+    """
+
+    def __init__(self, catalog: dict[str, CatalogEntry], *, memory_budget_bytes: int,
+                 intra_op_threads: int, preloaded: Iterable[LoadedModel] = ()) -> None:
         self.catalog = catalog
-        self.pool = pool
         self.memory_budget_bytes = memory_budget_bytes
-        self.threads = threads
+        self.intra_op_threads = intra_op_threads
+        """ORT threads per session of a model loaded here."""
+        self.ort_threads = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
+                                              thread_name_prefix="ort")
+        """Where loads and runs happen (ORT releases the GIL), never on the event loop."""
+        self._preloaded = list(preloaded)
         self._warm: OrderedDict[str, Batcher] = OrderedDict()
         self._loading: dict[str, asyncio.Future[Batcher]] = {}
 
-    def add(self, model: LoadedModel) -> Batcher:
-        """Serve an already loaded model (dedicated mode)."""
-        batcher = Batcher(model, self.pool)
+    def start(self) -> None:
+        """Start serving the preloaded models (in the running event loop)."""
+        for model in self._preloaded:
+            self._serve(model)
+
+    def _serve(self, model: LoadedModel) -> Batcher:
+        batcher = Batcher(model, self.ort_threads)
         batcher.start()
         self._warm[model.name] = batcher
         return batcher
@@ -77,9 +91,9 @@ class ModelPool:
         clock = time.perf_counter()
         try:
             model = await asyncio.get_running_loop().run_in_executor(
-                self.pool, lambda: LoadedModel.load(entry, intra_op_threads=self.threads))
+                self.ort_threads, lambda: LoadedModel.load(entry, intra_op_threads=self.intra_op_threads))
             metrics.LOAD_SECONDS.labels(name).observe(time.perf_counter() - clock)
-            batcher = self.add(model)
+            batcher = self._serve(model)
             future.set_result(batcher)
         except BaseException as exc:
             future.set_exception(exc)
@@ -105,7 +119,8 @@ class ModelPool:
                      max(0, total - self.memory_budget_bytes) // 2**20)
 
     async def close(self) -> None:
-        """Stop every batcher."""
+        """Stop every batcher and the ORT threads (a run in progress is terminated)."""
         for batcher in self._warm.values():
             await batcher.stop()
         self._warm.clear()
+        self.ort_threads.shutdown(wait=False, cancel_futures=True)

@@ -89,11 +89,6 @@ def onnx_paths(entry: CatalogEntry) -> dict[str, Path]:
             **{name: _locate(entry, rel) for name, rel in source.extra.items()}}
 
 
-def onnx_path(entry: CatalogEntry) -> Path:
-    """The model's main ONNX file."""
-    return onnx_paths(entry)[MAIN]
-
-
 def load_handler(entry: CatalogEntry) -> ModuleType:
     """Import the model's handler module from its folder and check it has what it needs."""
     path = entry.folder / entry.manifest.handler
@@ -308,13 +303,6 @@ class LoadedModel:
             return PredictionFailed(FailureReason.INPUT_INVALID, str(exc) or type(exc).__name__)
         except Exception as exc:
             return PredictionFailed(FailureReason.MODEL_ERROR, f"{type(exc).__name__}: {exc}")
-
-    def predict(self, payload: dict[str, Any]) -> Any:
-        """Run one input and return its output; raise PredictionFailed (blocking)."""
-        (outcome,) = self.run_batch([payload])
-        if isinstance(outcome, PredictionFailed):
-            raise outcome
-        return outcome
 
 
 def run_direct(model: LoadedModel, inputs: list[dict[str, Any]]) -> list[Outcome]:

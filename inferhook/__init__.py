@@ -1,6 +1,7 @@
 """inferhook: webhook-first asynchronous ML inference.
 
-Shared runtime pieces live here (settings, logging, database and Kafka plumbing, the CLI,
-local infrastructure); the services are the top-level packages ingest, executors and
-dispatcher, and their contracts are in schemas.
+The plumbing every service stands on lives here (settings, logging, metrics, tracing,
+database and Kafka helpers, accounts, the model catalog) and imports nothing above it. The
+services are the top-level packages ingest, executors and dispatcher, their contracts are
+in schemas, and the `inferhook` command, dev stack and local infrastructure are in cli.
 """

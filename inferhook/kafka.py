@@ -1,4 +1,4 @@
-"""Kafka plumbing shared by the services: producers, topic creation, publishing events."""
+"""Kafka plumbing shared by the services: producers, consumers, topic creation, publishing events."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 from contextlib import suppress
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
@@ -76,6 +76,22 @@ def create_producer(settings: KafkaSettings, *, client_id: str,
         retry_backoff_ms=RETRY_BACKOFF_MS, max_request_size=16 * 1024 * 1024,
         delivery_timeout_s=delivery_timeout_s,
     )
+
+
+def create_consumer(settings: KafkaSettings, *, client_id: str, group_id: str | None,
+                    **options: Any) -> AIOKafkaConsumer:
+    """A consumer as every service of ours reads: no auto-commit (the caller commits an
+    offset once its effect is durable), transactional records only once committed
+    (read_committed), and a group member with no committed offset starts at the beginning.
+
+    `group_id` None reads without a group (the caller assigns and seeks); group names come
+    from `schemas.topics.Topics`. `options` are further aiokafka settings (poll sizes,
+    session timeouts) and may override the defaults.
+    """
+    config: dict[str, Any] = {"enable_auto_commit": False, "auto_offset_reset": "earliest",
+                              "isolation_level": "read_committed", **options}
+    return AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, client_id=client_id,
+                            group_id=group_id, **config)
 
 
 def topic_configs(settings: KafkaSettings) -> dict[str, str]:

@@ -17,7 +17,7 @@ from inferhook.kafka import publish
 from inferhook.ssrf import UnsafeWebhookURL, check_url
 from ingest.body import check_schema
 from ingest.errors import NotFound, ServiceUnavailable, Unprocessable
-from ingest.idempotency import Claim
+from ingest.idempotency import Reservation
 from ingest.state import CATALOG, ENGINE, PRODUCER, SETTINGS, TOPICS
 from schemas.api import PredictionCreate, ProblemItem
 from schemas.events import CREATED_SEQUENCE, Created, EventType, PredictionEvent, utcnow
@@ -63,16 +63,16 @@ async def validate(app: web.Application, body: PredictionCreate) -> None:
 
 
 async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
-                 claim: Claim | None) -> PredictionRow:
+                 reservation: Reservation | None) -> PredictionRow:
     """Write `created` durably (acks=all) to the events topic, then to the request topic,
     then the row.
 
     In that order: the request must not be consumable before `created` is durable on the
     events topic, or the executor's `started` and outcome could land in the events partition
     ahead of `created` (see DESIGN.md, invariant 1; the projector also holds such events).
-    503 and nothing created when Kafka refuses `created` (the idempotency claim is given
-    back); 503 too when it refuses the request after taking `created`: the claim then stays
-    open, so a retry with the same Idempotency-Key finishes the create (see `resume`).
+    503 and nothing created when Kafka refuses `created` (the idempotency key's reservation
+    is released); 503 too when it refuses the request after taking `created`: the reservation
+    then stays open, so a retry with the same Idempotency-Key finishes the create (see `resume`).
     Run it shielded: once Kafka has the event, the rest must happen even if the client left.
     """
     body, created_at = new.body, utcnow()
@@ -86,8 +86,8 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
         await publish(app[PRODUCER], app[TOPICS].events, event)
     except KafkaError as exc:
         log.warning("could not create prediction %s: %r", prediction_id, exc)
-        if claim is not None:
-            await _release(app, claim)
+        if reservation is not None:
+            await _release(app, reservation)
         raise ServiceUnavailable("Kafka did not accept the prediction; nothing was created, "
                                  "retry") from exc
     await _enqueue(app, event, body.model)
@@ -106,20 +106,20 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
                 "filter": orjson.dumps(row.webhook_events_filter).decode(),
                 "created_at": row.created_at, "deadline": row.deadline,
                 "result_ttl_seconds": row.result_ttl_seconds})
-            if claim is not None:
-                await claim.commit(conn)
+            if reservation is not None:
+                await reservation.commit(conn)
     except Exception as exc:  # the prediction is accepted all the same; the dispatcher projects it
         log.warning("prediction %s accepted but not yet readable: %r", prediction_id, exc)
     return row
 
 
-async def resume(app: web.Application, row: PredictionRow, claim: Claim) -> None:
+async def resume(app: web.Application, row: PredictionRow, reservation: Reservation) -> None:
     """Finish a create that died after `created` reached the events topic (see
-    ingest.idempotency): write the request again, then commit the claim.
+    ingest.idempotency): write the request again, then commit the reservation.
 
     The request may already be in Kafka (the creator died after writing it): the model then
     runs twice, and the read model keeps one outcome (executor events have fixed sequences).
-    503 when Kafka refuses; the claim stays open for the next retry.
+    503 when Kafka refuses; the reservation stays open for the next retry.
     """
     if row.status != Status.PENDING:
         return  # it started: the request was consumed
@@ -130,7 +130,7 @@ async def resume(app: web.Application, row: PredictionRow, claim: Claim) -> None
     await _enqueue(app, _created_event(row.id, created), row.model)
     log.warning("prediction %s: its create was interrupted; request written again", row.id)
     async with app[ENGINE].begin() as conn:
-        await claim.commit(conn)
+        await reservation.commit(conn)
 
 
 async def _enqueue(app: web.Application, event: PredictionEvent, model: str) -> None:
@@ -149,8 +149,8 @@ def _created_event(prediction_id: str, created: Created) -> PredictionEvent:
                            subject=prediction_id, sequence=CREATED_SEQUENCE, data=created)
 
 
-async def _release(app: web.Application, claim: Claim) -> None:
+async def _release(app: web.Application, reservation: Reservation) -> None:
     try:
-        await claim.release(app[ENGINE])
-    except Exception as exc:  # the claim then expires after CLAIM_GRACE (see ingest.idempotency)
-        log.warning("could not release idempotency key of %s: %r", claim.prediction_id, exc)
+        await reservation.release(app[ENGINE])
+    except Exception as exc:  # it then expires after RESERVATION_GRACE (see ingest.idempotency)
+        log.warning("could not release idempotency key of %s: %r", reservation.prediction_id, exc)

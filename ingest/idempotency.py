@@ -1,18 +1,19 @@
 """`Idempotency-Key` on create: one prediction per (owner, key, body) for 24 hours.
 
-A Postgres row is the claim. The first request inserts it (`INSERT … ON CONFLICT`) naming
-the prediction id it is about to create; a concurrent twin blocks on that row, then finds
-it taken and waits (briefly) for the prediction to become readable, and answers with it.
+A Postgres row is the reservation. The first request inserts it (`INSERT … ON CONFLICT`)
+naming the prediction id it is about to create; a concurrent twin blocks on that row, then
+finds it taken and waits (briefly) for the prediction to become readable, and answers with it.
 
-Kafka can fail after the claim: the creator then deletes its claim, so a retry starts
-afresh. If even that delete fails (Postgres gone too), the claim stays `committed = false`
-and a request arriving more than CLAIM_GRACE seconds later takes it over, as long as no
-prediction with the claimed id exists (the created event never became durable).
+Kafka can fail after the reservation: the creator then releases it, so a retry starts
+afresh. If even that delete fails (Postgres gone too), the reservation stays
+`committed = false` and a request arriving more than RESERVATION_GRACE seconds later takes
+it over, as long as no prediction with the reserved id exists (the created event never
+became durable).
 
 The creator can also die between writing `created` to the events topic and to the request
-topic: the prediction then exists (the projector makes its row) but its claim was never
-committed. A replay of such a claim says so (`Replay.interrupted`), and the caller writes
-the request again before answering (see ingest.create.resume).
+topic: the prediction then exists (the projector makes its row) but its reservation was never
+committed. A replay of such a reservation says so (`Replay.interrupted`), and the caller
+writes the request again before answering (see ingest.create.resume).
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ from ingest.store import load_prediction
 from schemas.api import PredictionCreate, ProblemItem
 from schemas.tables import PredictionRow
 
-CLAIM_GRACE = 60.0
-"""Seconds after which an uncommitted claim without a prediction may be taken over (> Kafka timeout)."""
+RESERVATION_GRACE = 60.0
+"""Seconds after which an uncommitted reservation without a prediction may be taken over
+(> Kafka timeout)."""
 TWIN_WAIT = 5.0
 """Seconds a request waits for a concurrent twin's prediction before answering 409."""
 TWIN_POLL = 0.05
 
-CLAIM = text("""
+RESERVE = text("""
 INSERT INTO idempotency_keys AS k (owner, key, body_hash, prediction_id, created_at, committed)
 VALUES (:owner, :key, :body_hash, :prediction_id, now(), false)
 ON CONFLICT (owner, key) DO UPDATE
@@ -74,12 +76,12 @@ class Replay:
 
     row: PredictionRow
     interrupted: bool
-    """Its create never finished (claim not committed): the request may not be in Kafka."""
+    """Its create never finished (reservation not committed): the request may not be in Kafka."""
 
 
 @dataclass(frozen=True)
-class Claim:
-    """A claimed key: the prediction id it stands for."""
+class Reservation:
+    """A reserved key: the prediction id it stands for."""
 
     owner: str
     key: str
@@ -89,7 +91,7 @@ class Claim:
         return {"owner": self.owner, "key": self.key, "prediction_id": self.prediction_id}
 
     async def commit(self, conn: AsyncConnection) -> None:
-        """Mark the claim as backed by a durable prediction (in the caller's transaction)."""
+        """Mark the reservation as backed by a durable prediction (in the caller's transaction)."""
         await conn.execute(COMMIT, self.params())
 
     async def release(self, engine: AsyncEngine) -> None:
@@ -98,17 +100,18 @@ class Claim:
             await conn.execute(RELEASE, self.params())
 
 
-async def claim_or_replay(engine: AsyncEngine, claim: Claim, digest: str,
-                          ttl_hours: float) -> Replay | None:
-    """None when `claim` is ours to create; else the prediction this key already made.
+async def reserve_or_replay(engine: AsyncEngine, reservation: Reservation, digest: str,
+                            ttl_hours: float) -> Replay | None:
+    """None when `reservation` is ours to create; else the prediction this key already made.
 
     409 when the key was used with another body, or its first request is still in flight.
     """
-    params = {**claim.params(), "body_hash": digest, "ttl": ttl_hours * 3600, "grace": CLAIM_GRACE}
+    params = {**reservation.params(), "body_hash": digest, "ttl": ttl_hours * 3600,
+              "grace": RESERVATION_GRACE}
     for _ in range(3):
         async with engine.begin() as conn:
-            won = (await conn.execute(CLAIM, params)).scalar_one_or_none()
-            if won == claim.prediction_id:
+            won = (await conn.execute(RESERVE, params)).scalar_one_or_none()
+            if won == reservation.prediction_id:
                 return None
             existing = (await conn.execute(EXISTING, params)).first()
         if existing is None:  # released between our insert and our read: try again
@@ -116,8 +119,9 @@ async def claim_or_replay(engine: AsyncEngine, claim: Claim, digest: str,
         if existing.body_hash != digest:
             msg = "this Idempotency-Key was already used with a different request body"
             raise Conflict(msg, [ProblemItem(loc=["header", "Idempotency-Key"], msg=msg)])
-        return await _twin_prediction(engine, claim.owner, claim.key, existing.prediction_id)
-    raise Conflict("this Idempotency-Key is being claimed concurrently; retry",
+        return await _twin_prediction(engine, reservation.owner, reservation.key,
+                                      existing.prediction_id)
+    raise Conflict("this Idempotency-Key is being reserved concurrently; retry",
                    headers={"Retry-After": "1"})
 
 

@@ -16,7 +16,7 @@ from ingest import headers
 from ingest.body import parse, parse_query, read_json
 from ingest.create import NewPrediction, accept, resume, validate
 from ingest.errors import NotFound
-from ingest.idempotency import Claim, body_hash, claim_or_replay
+from ingest.idempotency import Reservation, body_hash, reserve_or_replay
 from ingest.openapi import operation
 from ingest.state import CATALOG, ENGINE, FINISHED, OWNER, SETTINGS
 from ingest.store import encode_cursor, list_predictions, load_prediction
@@ -57,17 +57,17 @@ async def create(request: web.Request, body: PredictionCreate) -> web.Response:
     wait = wanted_wait(request)
     prediction_id = str(uuid_utils.uuid7())
     bind_prediction(prediction_id)  # ingest's telemetry middleware resets it after the request
-    claim = None if key is None else Claim(owner, key, prediction_id)
-    replayed = None if claim is None else await claim_or_replay(
-        app[ENGINE], claim, body_hash(body), app[SETTINGS].api.idempotency_hours)
+    reservation = None if key is None else Reservation(owner, key, prediction_id)
+    replayed = None if reservation is None else await reserve_or_replay(
+        app[ENGINE], reservation, body_hash(body), app[SETTINGS].api.idempotency_hours)
     if replayed is None:
-        row = await _shielded(accept(app, new, prediction_id, claim))
+        row = await _shielded(accept(app, new, prediction_id, reservation))
         PREDICTIONS_CREATED.labels(body.model).inc()
     else:
         row = replayed.row
         bind_prediction(row.id)
-        if replayed.interrupted and claim is not None:
-            await _shielded(resume(app, row, Claim(owner, claim.key, row.id)))
+        if replayed.interrupted and reservation is not None:
+            await _shielded(resume(app, row, Reservation(owner, reservation.key, row.id)))
     if wait is not None:
         row = await wait_terminal(app, row, wait)
     prediction = row.to_api(app[SETTINGS].base_url)

@@ -161,7 +161,7 @@ class WebhookDeliveryRow(SQLModel, table=True):
 
 
 class IdempotencyKeyRow(SQLModel, table=True):
-    """A claimed `Idempotency-Key`: which body it was used with and the prediction it made."""
+    """A reserved `Idempotency-Key`: which body it was used with and the prediction it made."""
 
     __tablename__ = "idempotency_keys"
 
@@ -171,7 +171,7 @@ class IdempotencyKeyRow(SQLModel, table=True):
     prediction_id: str
     created_at: datetime = _ts(nullable=False)
     committed: bool = False
-    """True once the prediction is durable in Kafka; until then the claim may be taken over."""
+    """True once the prediction is durable in Kafka; until then the reservation may be taken over."""
 
 
 class WebhookAttemptRow(SQLModel, table=True):

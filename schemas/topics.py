@@ -7,6 +7,9 @@
 | `<prefix>.control`                 | prediction id | ingest                         |
 | `<prefix>.dead-letter`             | original key  | executors                      |
 
+Consumer groups: `<prefix>.executors` (every executor; its committed offsets are where the
+request queues stand) and `<prefix>.dispatcher` (every dispatcher).
+
 The prefix is `inferhook` unless INFERHOOK_KAFKA_TOPIC_PREFIX says otherwise.
 """
 
@@ -39,6 +42,16 @@ class Topics:
     def dead_letter(self) -> str:
         """Request messages no executor could decode, with the reason in a header."""
         return f"{self.prefix}.dead-letter"
+
+    @property
+    def executors_group(self) -> str:
+        """The consumer group of every executor, over the request topics."""
+        return f"{self.prefix}.executors"
+
+    @property
+    def dispatcher_group(self) -> str:
+        """The consumer group of every dispatcher, over the events topic."""
+        return f"{self.prefix}.dispatcher"
 
     def requests(self, model: str) -> str:
         """The request topic of one model (`owner/name`)."""

@@ -33,10 +33,6 @@ class DeliveryState(StrEnum):
     SUPERSEDED = "superseded"
     """Not sent (again): a newer state of the same prediction replaced it."""
 
-    def is_final(self) -> bool:
-        """True when no more attempts will be made without a redelivery."""
-        return self is not DeliveryState.PENDING
-
 
 class WebhookAttempt(BaseModel):
     """One HTTP attempt of one delivery."""

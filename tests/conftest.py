@@ -19,11 +19,11 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import text
 
+from cli.infra import LocalKafka, LocalKafkaCluster, LocalPostgres
+from cli.infra.kafka import resolve_jars
+from cli.stack import build_models
 from inferhook.db import create_engine, migrate
-from inferhook.infra import LocalKafka, LocalKafkaCluster, LocalPostgres
-from inferhook.infra.kafka import resolve_jars
 from inferhook.settings import REPO_ROOT, DatabaseSettings, KafkaSettings, Settings, WebhookSettings
-from inferhook.stack import build_models
 from tests.support import Receiver, Stack, docker_available, free_port
 
 TABLES = ("predictions", "prediction_events", "webhook_deliveries", "api_keys",

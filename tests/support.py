@@ -17,12 +17,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from cli.infra.process import free_port
 from dispatcher.service import run as run_dispatcher
 from executors.runtime import LoadedModel
 from executors.worker import Executor, load_models
 from inferhook.accounts import create_key
 from inferhook.db import create_engine
-from inferhook.infra.process import free_port
 from inferhook.settings import Settings
 from ingest.app import build_app
 
@@ -175,7 +175,7 @@ class Stack:
         tasks: list[asyncio.Task[None]] = []
         if executor:
             models = await asyncio.to_thread(loaded_models, settings)
-            tasks.append(asyncio.create_task(Executor(settings, models).run(stop)))
+            tasks.append(asyncio.create_task(Executor.dedicated(settings, models).run(stop)))
         if dispatcher:
             tasks.append(asyncio.create_task(run_dispatcher(settings, stop)))
         app = build_app(settings)
@@ -221,13 +221,13 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 def start_executor_process(settings: Settings, *models: str, **env: str) -> subprocess.Popen[bytes]:
-    """`python -m inferhook.cli executor MODELS…` as a child process (SIGKILL it at will)."""
-    return subprocess.Popen([sys.executable, "-m", "inferhook.cli", "executor", *models],
+    """`python -m cli executor MODELS…` as a child process (SIGKILL it at will)."""
+    return subprocess.Popen([sys.executable, "-m", "cli", "executor", *models],
                             env=service_env(settings, **env), start_new_session=True)
 
 
 def start_dispatcher_process(settings: Settings, **env: str) -> subprocess.Popen[bytes]:
-    """`python -m inferhook.cli dispatcher` as a child process, with this test's webhook settings."""
+    """`python -m cli dispatcher` as a child process, with this test's webhook settings."""
     hooks = settings.webhook
     webhook_env = {
         "INFERHOOK_WEBHOOK_RETRY_SCHEDULE": ",".join(str(s) for s in hooks.retry_schedule),
@@ -235,7 +235,7 @@ def start_dispatcher_process(settings: Settings, **env: str) -> subprocess.Popen
         "INFERHOOK_WEBHOOK_ALLOW_NETS": ",".join(str(n) for n in hooks.allow_nets),
         "INFERHOOK_PUBLIC_URL": settings.base_url,
     }
-    return subprocess.Popen([sys.executable, "-m", "inferhook.cli", "dispatcher"],
+    return subprocess.Popen([sys.executable, "-m", "cli", "dispatcher"],
                             env=service_env(settings, **{**webhook_env, **env}),
                             start_new_session=True)
 

@@ -21,7 +21,7 @@ async def cli(settings: Settings, *args: str) -> tuple[int, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INFERHOOK_")}
     env["INFERHOOK_DATABASE_URL"] = settings.database.url.get_secret_value()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "inferhook.cli", "keys", *args, env=env,
+        sys.executable, "-m", "cli", "keys", *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await process.communicate()
     return process.returncode or 0, out.decode()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from inferhook.cli_inputs import parse_inputs
+from cli.inputs import parse_inputs
 
 
 def test_values_are_json_when_they_parse_else_text() -> None:

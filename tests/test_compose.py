@@ -28,7 +28,7 @@ COMPOSE_FILE = REPO / "compose.yaml"
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 PYPROJECT = REPO / "pyproject.toml"
-KAFKA_POM = REPO / "inferhook" / "infra" / "kafka-pom.xml"
+KAFKA_POM = REPO / "cli" / "infra" / "kafka-pom.xml"
 POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 
 APP_IMAGE = "inferhook:dev"

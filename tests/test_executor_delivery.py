@@ -37,8 +37,8 @@ async def test_two_executors_in_one_group_share_the_load(settings: Settings) -> 
     shared = with_executor(settings, partitions=2)
     model = "inferhook/digits"
     async with Requests.open(shared, [model]) as requests, EventLog.follow(shared) as events, \
-            running(Executor(shared, load_models(shared, [model]))) as first, \
-            running(Executor(shared, load_models(shared, [model]))) as second:
+            running(Executor.dedicated(shared, load_models(shared, [model]))) as first, \
+            running(Executor.dedicated(shared, load_models(shared, [model]))) as second:
         ids = [await requests.create(model, example_input(shared, model)) for _ in range(24)]
         outcomes = [await events.outcome(prediction_id) for prediction_id in ids]
     assert all(o.type is EventType.SUCCEEDED for o in outcomes)
@@ -102,7 +102,7 @@ async def test_executor_killed_mid_run_completes_once(settings: Settings, clean_
             os.killpg(doomed.pid, signal.SIGKILL)
             doomed.wait()
         assert events.terminal(prediction_id) == [], "the killed executor finished the run"
-        async with running(Executor(one, load_models(one, [model]))) as heir:
+        async with running(Executor.dedicated(one, load_models(one, [model]))) as heir:
             row = await wait_status(one, prediction_id, {"succeeded", "failed", "canceled"})
             (delivery,) = await receiver.wait_for(1)
             # Let a duplicate outcome, if one were coming, reach the read model and the outbox.

@@ -68,7 +68,7 @@ async def events(one_partition: Settings) -> AsyncIterator[EventLog]:
 
 
 def executor(settings: Settings) -> Executor:
-    return Executor(settings, load_models(settings, MODELS))
+    return Executor.dedicated(settings, load_models(settings, MODELS))
 
 
 def error_of(event: object) -> tuple[str, str]:

@@ -9,12 +9,12 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from inferhook.cli import parser
-from inferhook.infra import InfraError, LocalKafka, LocalKafkaCluster, LocalPostgres
-from inferhook.infra.kafka import new_cluster_id, require_tool, resolve_jars
-from inferhook.infra.postgres import find_bin_dir
+from cli.infra import InfraError, LocalKafka, LocalKafkaCluster, LocalPostgres
+from cli.infra.kafka import new_cluster_id, require_tool, resolve_jars
+from cli.infra.postgres import find_bin_dir
+from cli.main import parser
+from cli.stack import dev_kafka_env, local_kafka
 from inferhook.settings import REPO_ROOT, KafkaSettings, Settings
-from inferhook.stack import dev_kafka_env, local_kafka
 
 
 async def test_postgres_restarts_on_its_data_dir(tmp_path: Path) -> None:

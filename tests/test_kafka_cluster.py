@@ -15,7 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
-from inferhook.infra import LocalKafkaCluster
+from cli.infra import LocalKafkaCluster
 from inferhook.kafka import create_producer, ensure_topics
 from inferhook.settings import KafkaSettings
 

@@ -107,7 +107,7 @@ def test_bad_input_in_a_batch_fails_only_itself(loaded: dict[str, LoadedModel]) 
 async def test_every_example_served_cold_through_kafka(settings: Settings) -> None:
     """Pooled executor: each model loads on its first request, shows `loading` then `running`."""
     async with Requests.open(settings, MODELS) as requests, EventLog.follow(settings) as events, \
-            running(Executor(settings, pooled=True)) as executor:
+            running(Executor.pooled(settings)) as executor:
         ids = {model: await requests.create(model, example_input(settings, model)) for model in MODELS}
         for model, prediction_id in ids.items():
             outcome = await events.outcome(prediction_id, timeout=60)
@@ -139,7 +139,7 @@ async def test_pooled_cache_evicts_least_recently_used(settings: Settings) -> No
         update={"memory_budget_mb": 0.001})})
     models = ["inferhook/digits", "inferhook/spin"]
     async with Requests.open(tiny, models) as requests, EventLog.follow(tiny) as events, \
-            running(Executor(tiny, pooled=True)) as executor:
+            running(Executor.pooled(tiny)) as executor:
         first = await requests.create("inferhook/digits", example_input(tiny, "inferhook/digits"))
         assert (await events.outcome(first)).type is EventType.SUCCEEDED
         assert executor.pool.names == ["inferhook/digits"]

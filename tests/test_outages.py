@@ -29,13 +29,13 @@ from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaTimeou
 from pydantic import SecretStr
 from sqlalchemy.exc import DBAPIError
 
+from cli.infra import LocalKafka, LocalPostgres
+from cli.infra.kafka import resolve_jars
+from cli.infra.process import free_port, terminate
+from cli.supervise import Service, Supervisor
 from inferhook.db import migrate
-from inferhook.infra import LocalKafka, LocalPostgres
-from inferhook.infra.kafka import resolve_jars
-from inferhook.infra.process import free_port, terminate
 from inferhook.resilience import Backoff, Dependency, outage
 from inferhook.settings import REPO_ROOT, DatabaseSettings, KafkaSettings, Settings
-from inferhook.supervise import Service, Supervisor
 from tests.support import TERMINAL, Stack, example_input, service_env
 
 MODEL = "inferhook/digits"
@@ -54,7 +54,7 @@ class Services:
                  "INFERHOOK_PUBLIC_URL": self.settings.base_url,
                  "INFERHOOK_METRICS_REFRESH_SECONDS": "1"}
         for name in names:
-            args = [sys.executable, "-m", "inferhook.cli", name, *([MODEL] if name == "executor" else [])]
+            args = [sys.executable, "-m", "cli", name, *([MODEL] if name == "executor" else [])]
             with self.log(name).open("ab") as out:
                 self.procs[name] = subprocess.Popen(
                     args, env=service_env(self.settings, **extra), stdout=out,

@@ -23,7 +23,7 @@ from bench.context import DIGITS, Context
 from bench.events import created, produce
 from bench.results import Goal, GoalKind, Result
 from bench.stack import STATE
-from inferhook.infra.process import terminate
+from cli.infra.process import terminate
 from inferhook.kafka import ensure_topics
 from inferhook.settings import KafkaSettings
 from schemas.topics import Topics

@@ -16,7 +16,7 @@ import uuid
 from bench.context import DIGITS, Context, Plot, Series
 from bench.events import lifecycle, produce
 from bench.results import Goal, GoalKind, Result
-from inferhook.infra.process import terminate
+from cli.infra.process import terminate
 from inferhook.settings import KafkaSettings
 from schemas.topics import Topics
 

@@ -27,7 +27,7 @@ from bench.benchmarks.openloop import first_attempt, missing, open_loop
 from bench.context import Context
 from bench.results import Goal, GoalKind, Result
 from bench.stats import percentile_ms
-from inferhook.infra.process import free_port, port_open, wait_until
+from cli.infra.process import free_port, port_open, wait_until
 
 DELIVERIES = 4000
 ISOLATION_RATE, ISOLATION_SECONDS = 100.0, 12.0

@@ -26,7 +26,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from inferhook.infra.process import free_port
+from cli.infra.process import free_port
 
 TERMINAL = {"succeeded", "failed", "canceled"}
 

@@ -19,8 +19,8 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inferhook.infra.errors import InfraError
-from inferhook.infra.process import free_port, pid_alive, port_open, spawn, terminate, wait_until
+from cli.infra.errors import InfraError
+from cli.infra.process import free_port, pid_alive, port_open, spawn, terminate, wait_until
 
 POM = Path(__file__).with_name("kafka-pom.xml")
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from inferhook.infra.errors import InfraError
+from cli.infra.errors import InfraError
 
 
 def free_port() -> int:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from inferhook.infra.process import terminate
+from cli.infra.process import terminate
 from inferhook.resilience import Backoff
 
 log = logging.getLogger(__name__)

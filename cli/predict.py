@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
-from collections.abc import Callable
 from itertools import islice
 from typing import TYPE_CHECKING
 
@@ -18,32 +15,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from inferhook.cli_inputs import parse_inputs
-from inferhook.settings import Settings
+from cli.command import Handler, Subparsers, client_command
+from cli.inputs import parse_inputs
 
 if TYPE_CHECKING:  # the client package is imported when a command runs: services go without it
     from inferhook_client import Client, Prediction
-
-Command = Callable[[Settings, argparse.Namespace], None]
-
-
-def client_command(run: Callable[[Client, argparse.Namespace], int]) -> Command:
-    """A CLI command talking to the API: client errors are one line on stderr and exit 1."""
-
-    def command(settings: Settings, args: argparse.Namespace) -> None:
-        from inferhook_client import Client, InferhookError
-
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-        try:
-            with Client(timeout=args.timeout) as client:
-                code = run(client, args)
-        except (InferhookError, ValueError) as exc:
-            print(f"inferhook {args.command}: {exc}", file=sys.stderr)
-            sys.exit(1)
-        if code:
-            sys.exit(code)
-
-    return command
 
 
 def _print_json(prediction: Prediction) -> None:
@@ -52,7 +28,7 @@ def _print_json(prediction: Prediction) -> None:
 
 def predict(client: Client, args: argparse.Namespace) -> int:
     """Create a prediction; with --wait follow it live to the end and show the result."""
-    from inferhook.cli_progress import show_result
+    from cli.progress import show_result
 
     model: str = args.model
     given = parse_inputs(args.input or [])
@@ -84,7 +60,7 @@ def follow(client: Client, prediction: Prediction, timeout: float, console: Cons
     """The live display while the prediction runs (its SSE stream), then its final state."""
     from inferhook_client import InferhookError
 
-    from inferhook.cli_progress import ProgressState
+    from cli.progress import ProgressState
 
     state = ProgressState(prediction.id, prediction.model)
     with Live(state.render(), console=console, refresh_per_second=8) as live:
@@ -102,7 +78,7 @@ def follow(client: Client, prediction: Prediction, timeout: float, console: Cons
 
 def predictions(client: Client, args: argparse.Namespace) -> int:
     """`predictions list|get|cancel`."""
-    from inferhook.cli_progress import show_result
+    from cli.progress import show_result
 
     if args.action == "list":
         found = list(islice(client.predictions.list(status=args.status, model=args.model,
@@ -134,8 +110,8 @@ def _table(found: list[Prediction]) -> Table:
     return table
 
 
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[str, Command]:
-    """Register `predict` and `predictions`; return their commands by name."""
+def commands(sub: Subparsers) -> dict[str, Handler]:
+    """Register `predict` and `predictions`; return their handlers by name."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print the prediction as JSON")
     common.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request")

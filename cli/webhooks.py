@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from inferhook.cli_predict import Command, client_command
+from cli.command import Handler, Subparsers, client_command
 
 if TYPE_CHECKING:  # imported when the command runs: services go without the client package
     from inferhook_client import Client, WebhookVerificationError
@@ -53,8 +53,8 @@ def listen(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[str, Command]:
-    """Register `webhooks listen`; return its command by name."""
+def commands(sub: Subparsers) -> dict[str, Handler]:
+    """Register `webhooks listen`; return its handler by name."""
     p = sub.add_parser("webhooks", help="receive and verify webhooks locally")
     p.add_argument("action", choices=["listen"])
     p.add_argument("--port", type=int, default=9000)

@@ -16,8 +16,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inferhook.infra.errors import InfraError
-from inferhook.infra.process import free_port, pid_alive, port_open, spawn, terminate, wait_until
+from cli.infra.errors import InfraError
+from cli.infra.process import free_port, pid_alive, port_open, spawn, terminate, wait_until
 
 SERVER_USER = "postgres"
 

@@ -13,14 +13,14 @@ import subprocess
 import sys
 import time
 
+from cli.infra import InfraError, LocalKafka, LocalKafkaCluster, LocalPostgres
+from cli.infra.kafka import resolve_jars
+from cli.infra.process import port_open, wait_until
+from cli.supervise import Service, Supervisor
 from inferhook.accounts import create_key, owner_of
 from inferhook.catalog import load_catalog
 from inferhook.db import create_engine, migrate
-from inferhook.infra import InfraError, LocalKafka, LocalKafkaCluster, LocalPostgres
-from inferhook.infra.kafka import resolve_jars
-from inferhook.infra.process import port_open, wait_until
 from inferhook.settings import Settings
-from inferhook.supervise import Service, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def up(settings: Settings) -> None:
     log.info("webhooks to 127.0.0.1 are allowed in the dev stack (INFERHOOK_WEBHOOK_ALLOW_NETS=%s)",
              env["INFERHOOK_WEBHOOK_ALLOW_NETS"])
     supervisor = Supervisor([
-        Service(name, [sys.executable, "-m", "inferhook.cli", name],
+        Service(name, [sys.executable, "-m", "cli", name],
                 env={**env, "INFERHOOK_METRICS_PORT": str(DEV_METRICS_PORTS.get(name, 0))})
         for name in SERVICES])
     supervisor.start()

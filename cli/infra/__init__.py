@@ -3,8 +3,8 @@
 Used by `inferhook infra up|down|status`, `inferhook up` and the test suite's fixtures.
 """
 
-from inferhook.infra.errors import InfraError
-from inferhook.infra.kafka import LocalKafka, LocalKafkaCluster
-from inferhook.infra.postgres import LocalPostgres
+from cli.infra.errors import InfraError
+from cli.infra.kafka import LocalKafka, LocalKafkaCluster
+from cli.infra.postgres import LocalPostgres
 
 __all__ = ["InfraError", "LocalKafka", "LocalKafkaCluster", "LocalPostgres"]

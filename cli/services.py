@@ -1,0 +1,59 @@
+"""`inferhook ingest`, `inferhook executor` and `inferhook dispatcher`: one service in the foreground.
+
+Each service package is imported only when its command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+
+from cli.command import Handler, Subparsers
+from inferhook.settings import Settings
+
+
+def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run `main(stop)` with SIGINT/SIGTERM setting `stop` (so work in flight drains)."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    asyncio.run(runner())
+
+
+def ingest(settings: Settings, args: argparse.Namespace) -> None:
+    from ingest.app import serve
+
+    serve(settings)
+
+
+def executor(settings: Settings, args: argparse.Namespace) -> None:
+    from executors.worker import Executor, load_models
+
+    names = args.models or settings.executor_models
+    if settings.executor.mode == "pooled":
+        worker = Executor.pooled(settings, names)
+    else:
+        worker = Executor.dedicated(settings, load_models(settings, names))
+    run_until_signal(worker.run)
+
+
+def dispatcher(settings: Settings, args: argparse.Namespace) -> None:
+    from dispatcher.service import run
+
+    run_until_signal(lambda stop: run(settings, stop))
+
+
+def commands(sub: Subparsers) -> dict[str, Handler]:
+    """Register `ingest`, `executor` and `dispatcher`; return their handlers by name."""
+    sub.add_parser("ingest", help="run the HTTP API")
+    p = sub.add_parser("executor", help="run an executor")
+    p.add_argument("models", nargs="*", help="owner/name of models to serve (default: all)")
+    sub.add_parser("dispatcher", help="run the projector and webhook delivery")
+    return {"ingest": ingest, "executor": executor, "dispatcher": dispatcher}
