@@ -20,7 +20,6 @@ from typing import Any
 from chaos.api import Api
 from chaos.config import FAULT_KINDS, FaultKind, RunConfig
 from chaos.load import Load
-from chaos.servers import stop_postgres_immediately
 from chaos.services import Supervisor
 from chaos.stack import ChaosStack
 
@@ -130,7 +129,7 @@ class Injector:
             await self._retry_start(lambda: brokers.start_node(fault.target))
         elif fault.kind == "postgres":
             postgres = self.stack.postgres
-            await asyncio.to_thread(stop_postgres_immediately, postgres)
+            await asyncio.to_thread(postgres.stop, immediate=True)
             await asyncio.sleep(outage)
             await self._retry_start(postgres.start)
         else:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 from chaos.config import Scenario
-from cli.infra import InfraError, LocalKafka, LocalPostgres
+from cli.infra import InfraError, LocalKafka
 from cli.infra.kafka import LocalKafkaCluster
-from cli.infra.postgres import SERVER_USER, find_bin_dir
 
 
 class Brokers:
@@ -78,17 +75,3 @@ class Brokers:
         if self.cluster is not None:
             return [node.log_path for node in self.cluster.nodes]
         return [self._single().log_path]
-
-
-def stop_postgres_immediately(postgres: LocalPostgres, timeout: float = 60.0) -> None:
-    """`pg_ctl stop -m immediate`: every server process quits at once, without a checkpoint, so
-    the next start runs crash recovery from the WAL (as after a power cut, with fsync on)."""
-    args = [str(find_bin_dir() / "pg_ctl"), "stop", "-m", "immediate", "-w",
-            "-t", str(int(timeout)), "-D", str(postgres.pgdata)]
-    if os.geteuid() == 0:  # the server runs as the postgres user (see LocalPostgres)
-        args = ["runuser", "-u", SERVER_USER, "--", *args]
-    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout + 10, check=False)
-    if done.returncode != 0:
-        raise InfraError(f"pg_ctl stop -m immediate failed:\n{done.stdout}{done.stderr}")
-    postgres.pid_path.unlink(missing_ok=True)
-    postgres.pid = None

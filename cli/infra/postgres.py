@@ -148,10 +148,14 @@ class LocalPostgres:
         pid = int(self.pid_path.read_text())
         return pid if pid_alive(pid) else None
 
-    def stop(self) -> None:
-        """Fast shutdown: SIGINT (SIGTERM would wait for every client to disconnect)."""
+    def stop(self, *, immediate: bool = False) -> None:
+        """Fast shutdown: SIGINT (SIGTERM would wait for every client to disconnect).
+
+        `immediate`: SIGQUIT, `pg_ctl stop -m immediate`: every server process quits at
+        once without a checkpoint, so the next start runs crash recovery (fault tests).
+        """
         pid = self.pid or self.running_pid()
         if pid is not None:
-            terminate(pid, first=signal.SIGINT)
+            terminate(pid, first=signal.SIGQUIT if immediate else signal.SIGINT)
         self.pid_path.unlink(missing_ok=True)
         self.pid = None
