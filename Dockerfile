@@ -26,6 +26,7 @@ COPY ingest/ ingest/
 COPY executors/ executors/
 COPY dispatcher/ dispatcher/
 COPY schemas/ schemas/
+COPY store/ store/
 COPY migrations/ migrations/
 
 RUN pip install ".[build-models]"

@@ -24,9 +24,9 @@ from chaos.services import Service
 from cli.infra import LocalPostgres
 from cli.infra.kafka import resolve_jars
 from cli.infra.process import free_port
-from inferhook.accounts import create_key
 from inferhook.db import create_engine, migrate
 from inferhook.settings import REPO_ROOT, DatabaseSettings
+from store.accounts import create_key
 
 STATE = REPO_ROOT / ".state" / "chaos"
 OWNER = "chaos"

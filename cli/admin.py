@@ -24,8 +24,8 @@ def models(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def keys(settings: Settings, args: argparse.Namespace) -> None:
-    from inferhook import accounts
     from inferhook.db import create_engine
+    from store import accounts
 
     async def main() -> None:
         engine = create_engine(settings.database)

@@ -17,10 +17,10 @@ from cli.infra import InfraError, LocalKafka, LocalKafkaCluster, LocalPostgres
 from cli.infra.kafka import resolve_jars
 from cli.infra.process import port_open, wait_until
 from cli.supervise import Service, Supervisor
-from inferhook.accounts import create_key, owner_of
 from inferhook.catalog import load_catalog
 from inferhook.db import create_engine, migrate
 from inferhook.settings import Settings
+from store.accounts import create_key, owner_of
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dispatcher.projector import project_batch, stored_offsets
+import store.offsets
+from dispatcher.projector import project_batch
 from inferhook.kafka import create_consumer
 from inferhook.metrics import PREDICTIONS_COMPLETED, PROJECTION_LAG, consumer_lag
 from inferhook.settings import Settings
@@ -64,7 +65,7 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         mine = [tp for tp in assigned if tp.topic == self.topic]
         try:
             async with self.engine.connect() as conn:
-                stored = await stored_offsets(conn, self.topic, [tp.partition for tp in mine])
+                stored = await store.offsets.load(conn, self.topic, [tp.partition for tp in mine])
         except Exception as exc:  # aiokafka would only log it and read from the wrong offsets
             self.failure = exc
             return

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
-
 from schemas.api import WebhookEvent
 from schemas.events import Completed, Created, EventType, Logs, Output, PredictionEvent, Started
 from schemas.status import Status
@@ -46,6 +44,8 @@ WEBHOOK_EVENT = {
     EventType.FAILED: WebhookEvent.COMPLETED,
     EventType.CANCELED: WebhookEvent.COMPLETED,
 }
+COLUMNS = tuple(PredictionRow.model_fields)
+"""The read model's columns: `Current` has a field for each (a test checks)."""
 PROGRESS = frozenset({EventType.OUTPUT, EventType.LOGS})
 """Event types whose webhooks are throttled and coalesced."""
 
@@ -86,17 +86,18 @@ class Current:
     logs_delta: str = ""
     metrics_delta: dict[str, float] = field(default_factory=dict)
 
+    def values(self, *, whole: bool) -> dict[str, Any]:
+        """Every column of the row (and `output_set`) for the write-back: `input`, `logs` and
+        `metrics` whole for a new row, else as deltas (`input` is never rewritten)."""
+        values = {name: getattr(self, name) for name in COLUMNS}
+        if not whole:
+            values.update(input=None, logs=self.logs_delta, metrics=self.metrics_delta)
+        values["output_set"] = self.output_set
+        return values
+
     def api_body(self, base_url: str) -> bytes:
         """The prediction object as GET returns it (the webhook body)."""
-        row = PredictionRow.model_validate({
-            "id": self.id, "owner": self.owner, "model": self.model, "status": self.status,
-            "input": self.input, "output": self.output, "error": self.error, "logs": self.logs,
-            "webhook": self.webhook, "webhook_events_filter": self.webhook_events_filter,
-            "metrics": self.metrics, "created_at": self.created_at, "started_at": self.started_at,
-            "completed_at": self.completed_at, "expires_at": self.expires_at,
-            "data_removed": self.data_removed, "last_sequence": self.last_sequence,
-            "deadline": self.deadline, "result_ttl_seconds": self.result_ttl_seconds,
-            "phase": self.phase})
+        row = PredictionRow.model_validate({name: getattr(self, name) for name in COLUMNS})
         return row.to_api(base_url).model_dump_json().encode()
 
 
@@ -286,8 +287,3 @@ def _update(current: Current, event: PredictionEvent, base_url: str,
 def _merge_metrics(current: Current, metrics: dict[str, float]) -> None:
     current.metrics = {**current.metrics, **metrics}
     current.metrics_delta = {**current.metrics_delta, **metrics}
-
-
-def dumps(value: Any) -> str:
-    """JSON text for Postgres parameters."""
-    return orjson.dumps(value).decode()

@@ -30,21 +30,19 @@ from datetime import UTC, datetime
 
 import aiohttp
 from opentelemetry.trace import SpanKind
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatcher.backoff import Next, after_attempt
 from dispatcher.breaker import Breaker, counts_as_failure
-from dispatcher.fold import dumps
-from dispatcher.projector import TERMINAL_TYPES
 from dispatcher.sender import Attempt, Signing, send
 from inferhook import metrics, tracing
-from inferhook.accounts import webhook_keys
 from inferhook.logs import bind_prediction
 from inferhook.resilience import Dependency, PartHealth
 from inferhook.settings import WebhookSettings
 from inferhook.tracing import TraceParents
 from schemas.webhooks import DeliveryState
+from store import outbox
+from store.accounts import webhook_keys
 
 log = logging.getLogger(__name__)
 
@@ -52,79 +50,6 @@ SEQUENCE_HEADER = "inferhook-sequence"
 """The event's sequence within its prediction (also the last part of `webhook-id`)."""
 EVENT_HEADER = "inferhook-event-type"
 """The CloudEvents type of the event the webhook reports."""
-
-CLAIM = text("""
-WITH candidates AS (
-  SELECT d.id, d.endpoint, d.next_attempt_at FROM webhook_deliveries d
-  WHERE d.state = 'pending' AND d.next_attempt_at <= now()
-    AND d.endpoint <> ALL(CAST(:blocked AS text[]))
-    AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
-                    WHERE e.prediction_id = d.prediction_id AND e.state = 'pending'
-                      AND e.sequence < d.sequence)
-  ORDER BY d.next_attempt_at LIMIT :scan),
-ranked AS (
-  SELECT c.id, c.next_attempt_at,
-         row_number() OVER (PARTITION BY c.endpoint ORDER BY c.next_attempt_at, c.id) AS n,
-         COALESCE(l.room, :cap) AS room
-  FROM candidates c
-  LEFT JOIN unnest(CAST(:limited AS text[]), CAST(:rooms AS integer[])) AS l(endpoint, room)
-    ON l.endpoint = c.endpoint),
-picked AS (
-  SELECT d.id FROM webhook_deliveries d
-  WHERE d.id = ANY(ARRAY(SELECT id FROM ranked WHERE n <= room
-                         ORDER BY next_attempt_at LIMIT :limit))
-    AND d.state = 'pending' AND d.next_attempt_at <= now()
-  FOR UPDATE SKIP LOCKED)
-UPDATE webhook_deliveries w SET claim_id = :claim, attempts = w.attempts + 1,
-  next_attempt_at = now() + make_interval(secs => :lease)
-WHERE w.id = ANY(ARRAY(SELECT id FROM picked))
-RETURNING w.id, w.webhook_id, w.prediction_id, w.owner, w.url, w.endpoint, w.event_type,
-  w.sequence, w.body, w.attempts,
-  (SELECT s.secret FROM webhook_secrets s WHERE s.owner = w.owner) AS secret,
-  (SELECT s.previous_secret FROM webhook_secrets s
-   WHERE s.owner = w.owner AND s.previous_expires_at > now()) AS previous_secret,
-  (SELECT s.signing_key FROM webhook_secrets s WHERE s.owner = w.owner) AS signing_key
-""")
-
-_SUPERSEDED_BY_NEWER = """(r.state = 'pending' AND d.event_type <> ALL(CAST(:terminal AS text[]))
-  AND EXISTS (SELECT 1 FROM webhook_deliveries l
-              WHERE l.prediction_id = d.prediction_id AND l.sequence > d.sequence))"""
-
-RECORD = text(f"""
-WITH r AS (
-  SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
-    id bigint, claim text, state text, delay float8, status integer, error text,
-    attempt integer, started_at timestamptz, latency_ms float8, response text,
-    webhook_id text, prediction_id text)),
-done AS (
-  UPDATE webhook_deliveries d SET
-    state = CASE WHEN {_SUPERSEDED_BY_NEWER} THEN 'superseded' ELSE r.state END,
-    finished_at = CASE WHEN r.state = 'pending' AND NOT {_SUPERSEDED_BY_NEWER} THEN NULL
-                  ELSE now() END,
-    claim_id = NULL, next_attempt_at = now() + make_interval(secs => r.delay),
-    last_status = r.status, last_error = r.error
-  FROM r WHERE d.id = r.id AND d.claim_id = r.claim
-  RETURNING d.id)
-INSERT INTO webhook_attempts (delivery_id, prediction_id, webhook_id, attempt, started_at,
-                              status, latency_ms, error, response)
-SELECT id, prediction_id, webhook_id, attempt, started_at, status, latency_ms, error, response
-FROM r
-""")
-"""Outcomes of a batch of attempts. Every attempt is logged (it did happen); only rows
-still holding the recorder's claim change. A failed non-terminal webhook with a newer one
-queued behind it is superseded instead of retried."""
-
-STOP_ENDPOINT = text("""
-UPDATE webhook_deliveries SET state = 'failed', finished_at = now(),
-  last_error = 'not sent: the endpoint answered 410 Gone'
-WHERE owner = :owner AND url = :url AND state = 'pending' AND claim_id IS NULL
-""")
-
-HOLD_ENDPOINT = text("""
-UPDATE webhook_deliveries SET next_attempt_at = :until
-WHERE endpoint = :endpoint AND state = 'pending' AND claim_id IS NULL AND next_attempt_at < :until
-""")
-
 
 @dataclass(frozen=True)
 class Claimed:
@@ -258,11 +183,10 @@ class OutboxWorker:
         blocked, limited, rooms = self.endpoints.limits(time.monotonic())
         claim = uuid.uuid4().hex
         async with self.engine.begin() as conn:
-            rows = (await conn.execute(CLAIM, {
-                "blocked": blocked, "limited": limited, "rooms": rooms,
-                "cap": self.endpoints.cap, "scan": limit * 4, "limit": limit, "claim": claim,
-                "lease": self.lease})).all()
-        return [Claimed(claim=claim, **row._mapping) for row in rows]
+            rows = await outbox.claim(conn, claim_id=claim, limit=limit, scan=limit * 4,
+                                      lease=self.lease, cap=self.endpoints.cap,
+                                      blocked=blocked, limited=limited, rooms=rooms)
+        return [Claimed(claim=claim, **row) for row in rows]
 
     def _start(self, delivery: Claimed) -> None:
         self.in_flight += 1
@@ -349,13 +273,11 @@ class OutboxWorker:
             "webhook_id": o.claimed.webhook_id, "prediction_id": o.claimed.prediction_id,
         } for o in outcomes]
         async with self.engine.begin() as conn:
-            await conn.execute(RECORD, {"rows": dumps(rows), "terminal": TERMINAL_TYPES})
+            await outbox.record(conn, rows)
             for o in outcomes:
                 if o.next.endpoint_gone:
-                    await conn.execute(STOP_ENDPOINT, {"owner": o.claimed.owner,
-                                                       "url": o.claimed.url})
+                    await outbox.stop_endpoint(conn, o.claimed.owner, o.claimed.url)
             for endpoint, until in holds.items():
                 wall = datetime.now(UTC).timestamp() + (until - now)
                 log.warning("circuit open for %s for %.0fs", endpoint, until - now)
-                await conn.execute(HOLD_ENDPOINT, {
-                    "endpoint": endpoint, "until": datetime.fromtimestamp(wall, UTC)})
+                await outbox.hold_endpoint(conn, endpoint, datetime.fromtimestamp(wall, UTC))

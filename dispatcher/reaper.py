@@ -7,12 +7,12 @@
   (`load_time`), and a prediction still `loading` gets `load_grace` instead
 
 The rule and the outcomes' wording are schemas.deadlines, shared with the executors; the
-SQL below says which clock ran out. The reaper writes these outcomes as events to Kafka
-(OUT_OF_BAND_SEQUENCE, so they outrank the executor's), not to Postgres: Kafka stays the
-system of record and the projector applies them like any other event. Started ones also
-get a cancel on the control topic, so an executor still running them stops. One reaper
-pass runs at a time across dispatchers (a Postgres advisory lock); a prediction reaped but
-not yet projected is not sent twice.
+query (store.predictions.overdue) says which clock ran out. The reaper writes these
+outcomes as events to Kafka (OUT_OF_BAND_SEQUENCE, so they outrank the executor's), not to
+Postgres: Kafka stays the system of record and the projector applies them like any other
+event. Started ones also get a cancel on the control topic, so an executor still running
+them stops. One reaper pass runs at a time across dispatchers (a Postgres advisory lock); a
+prediction reaped but not yet projected is not sent twice.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from collections.abc import Mapping
 from contextlib import suppress
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inferhook.catalog import CatalogEntry
@@ -36,6 +35,7 @@ from schemas import deadlines
 from schemas.events import PredictionError, cancel_request, out_of_band_outcome, utcnow
 from schemas.manifest import ModelManifest
 from schemas.topics import Topics
+from store import predictions, server
 
 log = logging.getLogger(__name__)
 SOURCE = f"inferhook/dispatcher/{socket.gethostname()}/{os.getpid()}/reaper"
@@ -43,30 +43,10 @@ LOCK_KEY = 0x1F0_4EA9E4  # pg advisory lock id of the reaper
 REMEMBER = 60.0
 """Seconds a reaped prediction is not reaped again while its event is being projected."""
 
-OVERDUE = text("""
-SELECT p.id, p.status, p.model,
-  CASE WHEN p.deadline IS NOT NULL AND p.deadline < now() THEN 'deadline'
-       WHEN p.status = 'pending'
-         AND p.created_at < now() - make_interval(secs => COALESCE(m.queue, :queue)) THEN 'queue'
-       ELSE 'run' END AS why
-FROM predictions p
-LEFT JOIN unnest(CAST(:models AS text[]), CAST(:queues AS float8[]), CAST(:runs AS float8[]))
-  AS m(name, queue, run) ON m.name = p.model
-WHERE p.status IN ('pending', 'started') AND (
-  (p.deadline IS NOT NULL AND p.deadline < now())
-  OR (p.status = 'pending'
-      AND p.created_at < now() - make_interval(secs => COALESCE(m.queue, :queue)))
-  OR (p.status = 'started' AND p.phase = 'loading'
-      AND p.started_at < now() - make_interval(secs => :load_grace))
-  OR (p.status = 'started' AND p.phase IS DISTINCT FROM 'loading'
-      AND p.started_at < now() - make_interval(secs => COALESCE(m.run, :run) + :grace
-                                             + COALESCE((p.metrics->>'load_time')::float8, 0))))
-LIMIT :limit
-""")
-
 
 def verdict(why: str, *, queue_deadline_seconds: float, max_run_seconds: float) -> PredictionError:
-    """How an overdue prediction ends, from the clock that ran out (`why` of OVERDUE)."""
+    """How an overdue prediction ends, from the clock that ran out (`why` of
+    store.predictions.overdue)."""
     if why == "deadline":
         return deadlines.deadline_passed()
     if why == "queue":
@@ -110,15 +90,12 @@ class Reaper:
         now = time.monotonic()
         self.recent = {k: t for k, t in self.recent.items() if now - t < REMEMBER}
         async with self.engine.begin() as conn:
-            locked = (await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
-                                         {"k": LOCK_KEY})).scalar_one()
-            if not locked:
+            if not await server.try_lock(conn, LOCK_KEY):
                 return 0
-            rows = (await conn.execute(OVERDUE, {
-                "models": self.models, "queues": self.queues, "runs": self.runs,
-                "queue": self.default_queue, "run": self.default_run, "grace": self.grace,
-                "load_grace": self.load_grace,
-                "limit": limit})).all()
+            rows = await predictions.overdue(
+                conn, models=self.models, queues=self.queues, runs=self.runs,
+                default_queue=self.default_queue, default_run=self.default_run,
+                grace=self.grace, load_grace=self.load_grace, limit=limit)
             rows = [r for r in rows if r.id not in self.recent]
             await asyncio.gather(*(self._end(r.id, r.status, self._verdict(r.why, r.model))
                                    for r in rows))

@@ -11,35 +11,18 @@ import asyncio
 import logging
 from contextlib import suppress
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inferhook.resilience import Dependency, PartHealth
+from store import predictions
 
 log = logging.getLogger(__name__)
-
-SWEEP = text("""
-WITH expired AS (
-  SELECT id FROM predictions
-  WHERE expires_at < now() AND NOT data_removed
-  ORDER BY expires_at LIMIT :limit FOR UPDATE SKIP LOCKED),
-history AS (
-  UPDATE prediction_events e SET data = e.data - 'input' - 'output' - 'logs'
-  FROM expired WHERE e.prediction_id = expired.id
-    AND (e.data ? 'input' OR e.data ? 'output' OR e.data ? 'logs')),
-outbox AS (
-  UPDATE webhook_deliveries w SET body = ''::bytea
-  FROM expired WHERE w.prediction_id = expired.id AND w.state <> 'pending')
-UPDATE predictions p SET input = NULL, output = NULL, logs = '', data_removed = true
-FROM expired WHERE p.id = expired.id
-""")
 
 
 async def sweep_once(engine: AsyncEngine, limit: int = 1000) -> int:
     """Clear up to `limit` expired predictions; returns how many."""
     async with engine.begin() as conn:
-        result = await conn.execute(SWEEP, {"limit": limit})
-        return int(result.rowcount)
+        return await predictions.sweep_expired(conn, limit)
 
 
 async def run_retention(engine: AsyncEngine, stop: asyncio.Event, *, interval: float) -> None:

@@ -43,6 +43,7 @@ from ingest.finished import FinishedCache
 from ingest.keycache import KeyCache
 from ingest.middleware import authenticate, problems
 from ingest.ratelimit import RateLimiter
+from ingest.reads import SharedReads
 from ingest.state import (
     CATALOG,
     CHANGES,
@@ -55,7 +56,6 @@ from ingest.state import (
     SHARED_READS,
     TOPICS,
 )
-from ingest.store import SharedReads
 from schemas.topics import Topics
 
 log = logging.getLogger(__name__)

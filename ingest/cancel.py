@@ -23,8 +23,8 @@ from ingest.create import SOURCE
 from ingest.errors import NotFound
 from ingest.openapi import operation
 from ingest.predictions import prediction_response
+from ingest.reads import load_prediction
 from ingest.state import ENGINE, OWNER, PRODUCER, TOPICS
-from ingest.store import load_prediction
 from ingest.waiting import preference_applied, wait_terminal, wanted_wait
 from schemas.api import Prediction
 from schemas.events import (

@@ -8,10 +8,8 @@ import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
-import orjson
 from aiohttp import web
 from aiokafka.errors import KafkaError
-from sqlalchemy import text
 
 from inferhook.kafka import publish
 from inferhook.ssrf import UnsafeWebhookURL, check_url
@@ -23,19 +21,10 @@ from schemas.api import PredictionCreate, ProblemItem
 from schemas.events import CREATED_SEQUENCE, Created, EventType, PredictionEvent, utcnow
 from schemas.status import Status
 from schemas.tables import PredictionRow
+from store import predictions
 
 log = logging.getLogger(__name__)
 
-# A fixed statement (compiled once, prepared by asyncpg) rather than an ORM insert built per
-# request: building that was 40% of ingest's CPU under create load.
-INSERT_PENDING = text("""
-INSERT INTO predictions (id, owner, model, status, input, webhook, webhook_events_filter,
-                         created_at, last_sequence, logs, metrics, data_removed, deadline,
-                         result_ttl_seconds)
-VALUES (:id, :owner, :model, 'pending', CAST(:input AS jsonb), :webhook, CAST(:filter AS jsonb),
-        :created_at, 0, '', '{}', false, :deadline, :result_ttl_seconds)
-ON CONFLICT (id) DO NOTHING
-""")
 SOURCE = f"inferhook/ingest/{socket.gethostname()}/{os.getpid()}"
 
 
@@ -100,12 +89,7 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
         # Read-your-writes: project our own `created` event now, so a GET right after the
         # 201 finds it on any replica. The dispatcher's projection of it is then a no-op.
         async with app[ENGINE].begin() as conn:
-            await conn.execute(INSERT_PENDING, {
-                "id": row.id, "owner": row.owner, "model": row.model,
-                "input": orjson.dumps(row.input).decode(), "webhook": row.webhook,
-                "filter": orjson.dumps(row.webhook_events_filter).decode(),
-                "created_at": row.created_at, "deadline": row.deadline,
-                "result_ttl_seconds": row.result_ttl_seconds})
+            await predictions.insert_pending(conn, row)
             if reservation is not None:
                 await reservation.commit(conn)
     except Exception as exc:  # the prediction is accepted all the same; the dispatcher projects it

@@ -14,8 +14,8 @@ from aiohttp import web
 from ingest.body import parse_query
 from ingest.errors import BadRequest, NotFound
 from ingest.openapi import HeaderParam, operation
+from ingest.reads import load_events, load_prediction
 from ingest.state import CHANGES, ENGINE, OWNER, SETTINGS
-from ingest.store import load_events, load_prediction
 from schemas.api import EventList, EventsQuery, HistoryEvent, ProblemItem
 from schemas.events import EventType
 from schemas.status import Status

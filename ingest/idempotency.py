@@ -23,13 +23,13 @@ import hashlib
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ingest.errors import Conflict
-from ingest.store import load_prediction
+from ingest.reads import load_prediction
 from schemas.api import PredictionCreate, ProblemItem
 from schemas.tables import PredictionRow
+from store import idempotency as reservations
 
 RESERVATION_GRACE = 60.0
 """Seconds after which an uncommitted reservation without a prediction may be taken over
@@ -37,32 +37,6 @@ RESERVATION_GRACE = 60.0
 TWIN_WAIT = 5.0
 """Seconds a request waits for a concurrent twin's prediction before answering 409."""
 TWIN_POLL = 0.05
-
-RESERVE = text("""
-INSERT INTO idempotency_keys AS k (owner, key, body_hash, prediction_id, created_at, committed)
-VALUES (:owner, :key, :body_hash, :prediction_id, now(), false)
-ON CONFLICT (owner, key) DO UPDATE
-  SET body_hash = EXCLUDED.body_hash, prediction_id = EXCLUDED.prediction_id,
-      created_at = EXCLUDED.created_at, committed = false
-  WHERE k.created_at < now() - make_interval(secs => :ttl)
-     OR (NOT k.committed AND k.created_at < now() - make_interval(secs => :grace)
-         AND NOT EXISTS (SELECT 1 FROM predictions p WHERE p.id = k.prediction_id))
-RETURNING prediction_id
-""")
-EXISTING = text("SELECT body_hash, prediction_id FROM idempotency_keys WHERE owner = :owner AND key = :key")
-COMMITTED = text("""
-SELECT committed FROM idempotency_keys
-WHERE owner = :owner AND key = :key AND prediction_id = :prediction_id
-""")
-RELEASE = text("""
-DELETE FROM idempotency_keys
-WHERE owner = :owner AND key = :key AND prediction_id = :prediction_id AND NOT committed
-""")
-COMMIT = text("""
-UPDATE idempotency_keys SET committed = true
-WHERE owner = :owner AND key = :key AND prediction_id = :prediction_id
-""")
-
 
 def body_hash(body: PredictionCreate) -> str:
     """Digest of a create body, insensitive to key order and whitespace."""
@@ -87,17 +61,14 @@ class Reservation:
     key: str
     prediction_id: str
 
-    def params(self) -> dict[str, str]:
-        return {"owner": self.owner, "key": self.key, "prediction_id": self.prediction_id}
-
     async def commit(self, conn: AsyncConnection) -> None:
         """Mark the reservation as backed by a durable prediction (in the caller's transaction)."""
-        await conn.execute(COMMIT, self.params())
+        await reservations.commit(conn, self.owner, self.key, self.prediction_id)
 
     async def release(self, engine: AsyncEngine) -> None:
         """Give the key back after the prediction could not be created."""
         async with engine.begin() as conn:
-            await conn.execute(RELEASE, self.params())
+            await reservations.release(conn, self.owner, self.key, self.prediction_id)
 
 
 async def reserve_or_replay(engine: AsyncEngine, reservation: Reservation, digest: str,
@@ -106,21 +77,20 @@ async def reserve_or_replay(engine: AsyncEngine, reservation: Reservation, diges
 
     409 when the key was used with another body, or its first request is still in flight.
     """
-    params = {**reservation.params(), "body_hash": digest, "ttl": ttl_hours * 3600,
-              "grace": RESERVATION_GRACE}
+    owner, key = reservation.owner, reservation.key
     for _ in range(3):
         async with engine.begin() as conn:
-            won = (await conn.execute(RESERVE, params)).scalar_one_or_none()
-            if won == reservation.prediction_id:
+            if await reservations.reserve(conn, owner, key, reservation.prediction_id,
+                                          body_hash=digest, ttl=ttl_hours * 3600,
+                                          grace=RESERVATION_GRACE):
                 return None
-            existing = (await conn.execute(EXISTING, params)).first()
+            existing = await reservations.existing(conn, owner, key)
         if existing is None:  # released between our insert and our read: try again
             continue
         if existing.body_hash != digest:
             msg = "this Idempotency-Key was already used with a different request body"
             raise Conflict(msg, [ProblemItem(loc=["header", "Idempotency-Key"], msg=msg)])
-        return await _twin_prediction(engine, reservation.owner, reservation.key,
-                                      existing.prediction_id)
+        return await _twin_prediction(engine, owner, key, existing.prediction_id)
     raise Conflict("this Idempotency-Key is being reserved concurrently; retry",
                    headers={"Retry-After": "1"})
 
@@ -133,8 +103,7 @@ async def _twin_prediction(engine: AsyncEngine, owner: str, key: str,
         row = await load_prediction(engine, prediction_id, owner)
         if row is not None:
             async with engine.connect() as conn:
-                committed = (await conn.execute(COMMITTED, {
-                    "owner": owner, "key": key, "prediction_id": prediction_id})).scalar()
+                committed = await reservations.committed(conn, owner, key, prediction_id)
             return Replay(row, interrupted=committed is False)
         if loop.time() >= give_up:
             raise Conflict("a request with this Idempotency-Key is still being processed; retry",

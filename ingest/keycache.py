@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from inferhook.accounts import KeyInfo, hash_key, lookup_key
+from store.accounts import KeyInfo, hash_key, lookup_key
 
 MAX_KEYS = 50_000
 

@@ -18,8 +18,8 @@ from ingest.create import NewPrediction, accept, resume, validate
 from ingest.errors import NotFound
 from ingest.idempotency import Reservation, body_hash, reserve_or_replay
 from ingest.openapi import operation
+from ingest.reads import encode_cursor, list_predictions, load_prediction
 from ingest.state import CATALOG, ENGINE, FINISHED, OWNER, SETTINGS
-from ingest.store import encode_cursor, list_predictions, load_prediction
 from ingest.waiting import preference_applied, wait_terminal, wanted_wait
 from schemas.api import ListQuery, Prediction, PredictionCreate, PredictionList, PredictionRequest
 from schemas.tables import PredictionRow

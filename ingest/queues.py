@@ -10,21 +10,13 @@ backlog, is a metric (/metrics), not part of this answer.
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy import text
 
 from ingest.openapi import operation
 from ingest.state import CATALOG, ENGINE
 from schemas.queues import QueueDepth, QueueList
+from store import predictions
 
 routes = web.RouteTableDef()
-
-# No index serves this (predictions is indexed by owner); the table holds what the result TTL
-# keeps, and the console asks every few seconds, so a scan of it is acceptable for now.
-COUNTS = text("""
-SELECT model, status, count(*) AS n FROM predictions
-WHERE status IN ('pending', 'started') GROUP BY model, status
-""")
-
 
 @routes.get("/v1/queues")
 @operation("Queue depth per model", responses={200: QueueList}, tags=("models",),
@@ -32,8 +24,7 @@ WHERE status IN ('pending', 'started') GROUP BY model, status
 async def list_queues(request: web.Request) -> web.Response:
     """Each served model with its counts of pending and started predictions (all owners)."""
     async with request.app[ENGINE].connect() as conn:
-        rows = (await conn.execute(COUNTS)).all()
-    counts = {(r.model, r.status): int(r.n) for r in rows}
+        counts = await predictions.open_counts(conn)
     body = QueueList(results=[
         QueueDepth(model=name, pending=counts.get((name, "pending"), 0),
                    started=counts.get((name, "started"), 0))

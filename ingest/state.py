@@ -6,15 +6,15 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from inferhook.accounts import KeyInfo
 from inferhook.catalog import CatalogEntry
 from inferhook.settings import Settings
 from ingest.changes import ChangeFeed
 from ingest.finished import FinishedCache
 from ingest.keycache import KeyCache
 from ingest.ratelimit import RateLimiter
-from ingest.store import SharedReads
+from ingest.reads import SharedReads
 from schemas.topics import Topics
+from store.accounts import KeyInfo
 
 SETTINGS = web.AppKey("settings", Settings)
 TOPICS = web.AppKey("topics", Topics)

@@ -6,12 +6,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from sqlalchemy import text
 
 from inferhook.resilience import Dependency, mark
 from ingest.openapi import operation
 from ingest.state import ENGINE, PRODUCER
 from schemas.api import Health
+from store import server
 
 routes = web.RouteTableDef()
 
@@ -32,7 +32,7 @@ async def check_dependencies(app: web.Application) -> dict[str, str]:
 
     async def postgres() -> None:
         async with app[ENGINE].connect() as conn:
-            await conn.execute(text("SELECT 1"))
+            await server.ping(conn)
 
     async def kafka() -> None:
         producer = app[PRODUCER]  # ingest.app.LateProducer

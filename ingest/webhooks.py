@@ -14,74 +14,27 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from sqlalchemy import text
 
-from inferhook.accounts import WebhookKeys, public_key_of, rotate_webhook_secret, webhook_keys
 from ingest.body import parse_query
 from ingest.errors import BadRequest, Conflict, NotFound
 from ingest.openapi import operation
+from ingest.reads import load_prediction
 from ingest.state import ENGINE, OWNER, SETTINGS
-from ingest.store import load_prediction
 from schemas.api import ProblemItem
+from schemas.events import utcnow
 from schemas.tables import PredictionRow
 from schemas.webhooks import (
     DeliveryQuery,
-    WebhookAttempt,
     WebhookDelivery,
     WebhookDeliveryList,
     WebhookSigningKeys,
-    endpoint_of,
     webhook_id,
 )
+from store import outbox
+from store.accounts import WebhookKeys, public_key_of, rotate_webhook_secret, webhook_keys
 
 routes = web.RouteTableDef()
 TAGS = ("webhooks",)
-
-_DELIVERY_COLUMNS = """id, webhook_id, prediction_id, event_type, sequence, url, state, attempts,
-  CASE WHEN state = 'pending' THEN next_attempt_at END AS next_attempt_at, created_at,
-  finished_at, last_status, last_error"""
-
-PREDICTION_DELIVERIES = text(f"""
-SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries
-WHERE prediction_id = :prediction_id AND owner = :owner ORDER BY sequence, id
-""")
-
-ATTEMPTS = text("""
-SELECT delivery_id, attempt, started_at AS time, status AS status_code, latency_ms, error,
-       response
-FROM webhook_attempts WHERE prediction_id = :prediction_id ORDER BY id
-""")
-
-ACCOUNT_DELIVERIES = text(f"""
-SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries
-WHERE owner = :owner AND (CAST(:state AS text) IS NULL OR state = :state)
-  AND (CAST(:before AS bigint) IS NULL OR id < :before)
-ORDER BY id DESC LIMIT :limit
-""")
-
-LATEST = text("""
-SELECT id, state FROM webhook_deliveries
-WHERE prediction_id = :prediction_id AND owner = :owner
-ORDER BY sequence DESC, id DESC LIMIT 1 FOR UPDATE
-""")
-
-REDELIVER = text("""
-UPDATE webhook_deliveries SET state = 'pending', attempts = 0, claim_id = NULL,
-  next_attempt_at = now(), finished_at = NULL,
-  body = CASE WHEN length(body) = 0 THEN :body ELSE body END
-WHERE id = :id
-""")
-
-ENQUEUE = text("""
-INSERT INTO webhook_deliveries (webhook_id, prediction_id, owner, url, endpoint, event_type,
-  sequence, body, state, attempts, next_attempt_at, scheduled_at, created_at)
-VALUES (:webhook_id, :prediction_id, :owner, :url, :endpoint, :event_type, :sequence, :body,
-        'pending', 0, now(), now(), now())
-ON CONFLICT (webhook_id) DO UPDATE SET state = 'pending', attempts = 0, claim_id = NULL,
-  next_attempt_at = now(), finished_at = NULL
-""")
-
-ONE = text(f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = :id")
 
 
 def _json(model: Any, status: int = 200) -> web.Response:
@@ -94,11 +47,6 @@ def _keys_body(keys: WebhookKeys) -> WebhookSigningKeys:
         key=keys.secret, previous_key=keys.previous_secret,
         previous_key_expires_at=keys.previous_expires_at,
         public_key=public_key_of(keys.signing_key) if keys.signing_key else None)
-
-
-def _delivery(row: Any, attempts: list[WebhookAttempt] | None = None) -> WebhookDelivery:
-    fields = {k: v for k, v in row._mapping.items() if k != "id"}
-    return WebhookDelivery(**fields, attempt_log=attempts or [])
 
 
 async def _owned_prediction(request: web.Request) -> PredictionRow:
@@ -138,16 +86,9 @@ async def rotate_secret(request: web.Request) -> web.Response:
 async def list_prediction_webhooks(request: web.Request) -> web.Response:
     """Every delivery of the prediction, in sequence order, each with its attempts."""
     prediction = await _owned_prediction(request)
-    params = {"prediction_id": prediction.id, "owner": request[OWNER]}
     async with request.app[ENGINE].connect() as conn:
-        deliveries = (await conn.execute(PREDICTION_DELIVERIES, params)).all()
-        attempts = (await conn.execute(ATTEMPTS, {"prediction_id": prediction.id})).all()
-    by_delivery: dict[int, list[WebhookAttempt]] = {}
-    for a in attempts:
-        fields = {k: v for k, v in a._mapping.items() if k != "delivery_id"}
-        by_delivery.setdefault(a.delivery_id, []).append(WebhookAttempt(**fields))
-    return _json(WebhookDeliveryList(
-        results=[_delivery(d, by_delivery.get(d.id)) for d in deliveries]))
+        deliveries = await outbox.of_prediction(conn, prediction.id, request[OWNER])
+    return _json(WebhookDeliveryList(results=deliveries))
 
 
 @routes.post("/v1/predictions/{prediction_id}/webhooks/redeliver")
@@ -163,25 +104,14 @@ async def redeliver(request: web.Request) -> web.Response:
         raise Conflict("this prediction has no webhook")
     base_url = request.app[SETTINGS].base_url
     body = prediction.to_api(base_url).model_dump_json().encode()
-    params = {"prediction_id": prediction.id, "owner": request[OWNER]}
+    fallback = outbox.NewDelivery(
+        webhook_id=webhook_id(prediction.id, prediction.last_sequence),
+        prediction_id=prediction.id, owner=request[OWNER], url=prediction.webhook,
+        event_type=f"inferhook.prediction.{prediction.status}",
+        sequence=prediction.last_sequence, body=body, due=utcnow())
     async with request.app[ENGINE].begin() as conn:
-        latest = (await conn.execute(LATEST, params)).first()
-        if latest is None:
-            new_id = webhook_id(prediction.id, prediction.last_sequence)
-            await conn.execute(ENQUEUE, {
-                **params, "webhook_id": new_id, "url": prediction.webhook,
-                "endpoint": endpoint_of(prediction.webhook),
-                "event_type": f"inferhook.prediction.{prediction.status}",
-                "sequence": prediction.last_sequence, "body": body})
-            row_id = (await conn.execute(text(
-                "SELECT id FROM webhook_deliveries WHERE webhook_id = :w"),
-                {"w": new_id})).scalar_one()
-        else:
-            row_id = latest.id
-            if latest.state != "pending":
-                await conn.execute(REDELIVER, {"id": row_id, "body": body})
-        row = (await conn.execute(ONE, {"id": row_id})).one()
-    return _json(_delivery(row), status=202)
+        delivery = await outbox.requeue_latest(conn, prediction.id, request[OWNER], fallback)
+    return _json(delivery, status=202)
 
 
 @routes.get("/v1/webhooks/deliveries")
@@ -197,13 +127,13 @@ async def list_deliveries(request: web.Request) -> web.Response:
             raise BadRequest(msg, [ProblemItem(loc=["query", "cursor"], msg=msg)])
         before = int(query.cursor)
     async with request.app[ENGINE].connect() as conn:
-        rows = (await conn.execute(ACCOUNT_DELIVERIES, {
-            "owner": request[OWNER], "state": query.status.value if query.status else None,
-            "before": before, "limit": query.limit + 1})).all()
+        rows = await outbox.of_owner(conn, request[OWNER],
+                                     state=query.status.value if query.status else None,
+                                     before=before, limit=query.limit + 1)
     following = None
     if len(rows) > query.limit:
         rows = rows[:query.limit]
         params = {k: v for k, v in request.query.items() if k != "cursor"}
-        params["cursor"] = str(rows[-1].id)
+        params["cursor"] = str(rows[-1][0])
         following = f"{request.app[SETTINGS].base_url}/v1/webhooks/deliveries?{urlencode(params)}"
-    return _json(WebhookDeliveryList(results=[_delivery(r) for r in rows], next=following))
+    return _json(WebhookDeliveryList(results=[d for _, d in rows], next=following))

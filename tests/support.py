@@ -21,10 +21,10 @@ from cli.infra.process import free_port
 from dispatcher.service import run as run_dispatcher
 from executors.runtime import LoadedModel
 from executors.worker import Executor, load_models
-from inferhook.accounts import create_key
 from inferhook.db import create_engine
 from inferhook.settings import Settings
 from ingest.app import build_app
+from store.accounts import create_key
 
 __all__ = ["Receiver", "Stack", "docker_available", "example_input", "free_port", "service_env",
            "start_dispatcher_process", "start_executor_process"]

@@ -77,9 +77,9 @@ async def test_concurrent_twins_make_one_prediction(stack: Stack) -> None:
     assert len(await sql(stack, "SELECT id FROM predictions")) == 1
 
 
-async def test_claim_left_by_a_failed_create_does_not_block_a_retry(stack: Stack) -> None:
+async def test_reservation_left_by_a_failed_create_does_not_block_a_retry(stack: Stack) -> None:
     # What a creator leaves when Kafka refused the event and Postgres then refused the
-    # release: an uncommitted claim naming a prediction that never came to exist.
+    # release: an uncommitted reservation naming a prediction that never came to exist.
     ghost = str(uuid_utils.uuid7())
     await sql(stack, "INSERT INTO idempotency_keys VALUES ('alice', 'retry-me', 'whatever', :id, "
                      ":at, false)", id=ghost, at=utcnow() - timedelta(minutes=5))
@@ -105,7 +105,7 @@ async def test_bad_idempotency_key_is_400(stack: Stack) -> None:
 
 async def test_a_create_that_died_between_its_two_writes_is_finished_by_the_retry(
         stack: Stack) -> None:
-    # The first ingest claimed the key and wrote `created` to the events topic, then died
+    # The first ingest reserved the key and wrote `created` to the events topic, then died
     # before writing the request: the prediction exists (the projector made its row) but
     # nothing would ever run it. The client's retry with the same key must run it.
     from ingest.idempotency import body_hash
@@ -131,5 +131,5 @@ async def test_a_create_that_died_between_its_two_writes_is_finished_by_the_retr
     assert again.status == 200 and (await again.json())["id"] == prediction_id
     done = await stack.wait_terminal(prediction_id)
     assert done["status"] == "succeeded" and done["output"]["digit"] == 7
-    claim = await sql(stack, "SELECT committed FROM idempotency_keys WHERE key = 'crash-1'")
-    assert claim[0].committed is True
+    reservation = await sql(stack, "SELECT committed FROM idempotency_keys WHERE key = 'crash-1'")
+    assert reservation[0].committed is True

@@ -10,7 +10,8 @@ from pathlib import Path
 from inferhook_client._core import SSEDecoder, prefer_wait, wait_chunk
 
 CLIENT = Path(__file__).resolve().parents[1] / "client"
-SERVER_PACKAGES = {"schemas", "ingest", "inferhook", "dispatcher", "executors", "migrations"}
+SERVER_PACKAGES = {"schemas", "ingest", "inferhook", "dispatcher", "executors", "store", "migrations",
+                   "cli"}
 
 
 def test_client_imports_without_the_server_packages(tmp_path: Path) -> None:

@@ -20,7 +20,6 @@ from dispatcher.fold import Current, Intent, fold
 from dispatcher.sender import GuardedResolver
 from dispatcher.signing import headers
 from dispatcher.throttle import QueuedProgress, plan
-from inferhook.accounts import new_secret, new_signing_key, public_key_of
 from inferhook.ssrf import address_allowed
 from schemas.events import (
     OUT_OF_BAND_SEQUENCE,
@@ -36,6 +35,7 @@ from schemas.events import (
 )
 from schemas.status import FailureReason
 from schemas.webhooks import DeliveryState
+from store.accounts import new_secret, new_signing_key, public_key_of
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 BASE = "http://api.test"

@@ -12,10 +12,10 @@ import pytest
 from aiohttp import web
 from standardwebhooks import Webhook
 
-from inferhook.accounts import webhook_secret
 from inferhook.db import create_engine
 from inferhook.settings import Settings
 from schemas.events import TERMINAL_SEQUENCE, Completed, Created, EventType, Started, utcnow
+from store.accounts import webhook_secret
 from tests.support import EventWriter, Receiver, query, start_dispatcher_process, wait_until
 
 pytestmark = pytest.mark.usefixtures("clean_db")

@@ -21,7 +21,6 @@ from standardwebhooks import Webhook
 from dispatcher.backoff import Next
 from dispatcher.outbox import EVENT_HEADER, SEQUENCE_HEADER, OutboxWorker, Outcome
 from dispatcher.sender import Attempt, client_session
-from inferhook.accounts import webhook_secret
 from inferhook.db import create_engine
 from inferhook.settings import Settings
 from schemas.events import (
@@ -35,6 +34,7 @@ from schemas.events import (
     utcnow,
 )
 from schemas.webhooks import DeliveryState
+from store.accounts import webhook_secret
 from tests.support import EventWriter, Receiver, dispatcher_running, query, wait_until
 
 pytestmark = pytest.mark.usefixtures("clean_db")

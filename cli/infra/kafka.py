@@ -203,7 +203,7 @@ class LocalKafka:
             )
             if fmt.returncode != 0:
                 raise InfraError(f"Kafka storage format failed:\n{fmt.stdout}{fmt.stderr}")
-        self.log_path.write_text("")
+        self.log_path.write_bytes(b"")
         self._proc = spawn(self._java("kafka.Kafka", str(config)), log=self.log_path)
         self.pid = self._proc.pid
         self.pid_path.write_text(str(self.pid))

@@ -110,7 +110,7 @@ class LocalPostgres:
             )
             if init.returncode != 0:
                 raise InfraError(f"initdb failed:\n{init.stdout}{init.stderr}")
-        self.log_path.write_text("")  # readiness is read from this log: start it empty
+        self.log_path.write_bytes(b"")  # readiness is read from this log: start it empty
         self._hand_over(self.log_path)
         options = [
             "-c", "listen_addresses=127.0.0.1", "-p", str(self.port),

@@ -1,4 +1,5 @@
-"""Reads of the Postgres read model, always scoped to the caller (others' rows do not exist)."""
+"""Reads of the read model for the API, always scoped to the caller (others' rows do not
+exist): shared reads for waiters, list cursors, history redaction. The SQL is store.predictions."""
 
 from __future__ import annotations
 
@@ -10,17 +11,12 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col
 
 from ingest.errors import BadRequest
 from schemas.api import HistoryEvent, ListQuery, ProblemItem
-from schemas.tables import PredictionEventRow, PredictionRow
-
-# Built once: building the ORM query per GET was a sixth of ingest's CPU under read load.
-SELECT_ONE = select(PredictionRow).where(col(PredictionRow.id) == bindparam("id"),
-                                         col(PredictionRow.owner) == bindparam("owner"))
+from schemas.tables import PredictionRow
+from store import predictions
 
 REMOVED_FIELDS = ("input", "output", "logs")
 """Event data fields that are blanked once a prediction's data has expired."""
@@ -29,8 +25,7 @@ REMOVED_FIELDS = ("input", "output", "logs")
 async def load_prediction(engine: AsyncEngine, prediction_id: str, owner: str) -> PredictionRow | None:
     """The caller's prediction, or None (for unknown ids and others' ids alike)."""
     async with engine.connect() as conn:
-        found = (await conn.execute(SELECT_ONE, {"id": prediction_id, "owner": owner})).first()
-    return None if found is None else PredictionRow.model_validate(found._mapping)
+        return await predictions.get(conn, prediction_id, owner)
 
 
 class SharedReads:
@@ -84,33 +79,19 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 async def list_predictions(engine: AsyncEngine, owner: str,
                            query: ListQuery) -> tuple[list[PredictionRow], bool]:
     """One page of the caller's predictions, newest first, and whether older ones remain."""
-    created, ident = col(PredictionRow.created_at), col(PredictionRow.id)
-    statement = select(PredictionRow).where(col(PredictionRow.owner) == owner)
-    if query.status is not None:
-        statement = statement.where(col(PredictionRow.status) == query.status.value)
-    if query.model is not None:
-        statement = statement.where(col(PredictionRow.model) == query.model)
-    if query.created_after is not None:
-        statement = statement.where(created > query.created_after)
-    if query.created_before is not None:
-        statement = statement.where(created < query.created_before)
-    if query.cursor is not None:
-        at, last_id = decode_cursor(query.cursor)
-        statement = statement.where(or_(created < at, and_(created == at, ident < last_id)))
-    statement = statement.order_by(created.desc(), ident.desc()).limit(query.limit + 1)
+    after = decode_cursor(query.cursor) if query.cursor is not None else None
     async with engine.connect() as conn:
-        rows = [PredictionRow.model_validate(r._mapping) for r in await conn.execute(statement)]
+        rows = await predictions.page(
+            conn, owner, limit=query.limit + 1,
+            status=query.status.value if query.status is not None else None, model=query.model,
+            created_after=query.created_after, created_before=query.created_before, after=after)
     return rows[:query.limit], len(rows) > query.limit
 
 
 async def load_events(engine: AsyncEngine, row: PredictionRow, after: int) -> list[HistoryEvent]:
     """The recorded events of `row` with a sequence above `after`, oldest first."""
-    statement = (select(PredictionEventRow)
-                 .where(col(PredictionEventRow.prediction_id) == row.id,
-                        col(PredictionEventRow.sequence) > after)
-                 .order_by(col(PredictionEventRow.sequence)))
     async with engine.connect() as conn:
-        found = list(await conn.execute(statement))
+        found = await predictions.history(conn, row.id, after)
     return [HistoryEvent(sequence=r.sequence, type=r.type, time=r.time,
                          data=_redacted(r.data) if row.data_removed else r.data) for r in found]
 

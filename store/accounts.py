@@ -1,4 +1,4 @@
-"""API keys (stored hashed) and per-owner webhook signing secrets."""
+"""API keys (stored hashed) and per-owner webhook signing secrets (`api_keys`, `webhook_secrets`)."""
 
 from __future__ import annotations
 

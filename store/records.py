@@ -1,0 +1,44 @@
+"""How rows travel to Postgres: column names and recordset types read off the table models.
+
+Batched writes send rows as one JSON array expanded by `jsonb_to_recordset(...) AS r(<types>)`;
+Postgres ignores JSON keys missing from that type list, so the list is derived from the model
+here instead of being written out (a column left out of a hand-written list is lost silently).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql
+from sqlmodel import SQLModel
+
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The SQLAlchemy table behind a table model."""
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
+
+
+def columns(model: type[SQLModel]) -> tuple[str, ...]:
+    """The model's column names, in table order."""
+    return tuple(column.name for column in table_of(model).columns)
+
+
+def recordset(model: type[SQLModel], names: Iterable[str] | None = None,
+              extra: str = "") -> str:
+    """`name type, ...` of the model's columns (all, or `names`) for `AS r(...)`; `extra`
+    appends fields that are not columns (e.g. `output_set boolean`)."""
+    table = table_of(model)
+    wanted = columns(model) if names is None else tuple(names)
+    types = [f"{name} {table.columns[name].type.compile(dialect=_DIALECT)}" for name in wanted]
+    return ", ".join(types + ([extra] if extra else []))
+
+
+def jsonb(value: Any) -> str:
+    """JSON text for a `CAST(:x AS jsonb)` parameter."""
+    return orjson.dumps(value).decode()
