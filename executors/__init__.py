@@ -10,6 +10,7 @@
     offsets.py   which request offsets may be committed
     runtime.py   loading a model folder into ORT sessions; running a batch (also for bench/)
     media.py     data: URI decoding (images, WAV audio)
+    convert/     build-time only: torch checkpoints read without torch, ONNX graph building
     models/      the model folders (manifest.yaml, handler, build script)
 
 The deadline, queue-expiry and run-time rule is schemas.deadlines (the reaper uses it too).

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,13 +22,14 @@ from cli.infra.process import free_port
 from dispatcher.service import run as run_dispatcher
 from executors.runtime import LoadedModel
 from executors.worker import Executor, load_models
+from inferhook.catalog import load_catalog
 from inferhook.db import create_engine
 from inferhook.settings import Settings
 from ingest.app import build_app
 from store.accounts import create_key
 
-__all__ = ["Receiver", "Stack", "docker_available", "example_input", "free_port", "service_env",
-           "start_dispatcher_process", "start_executor_process"]
+__all__ = ["Receiver", "Stack", "docker_available", "example_input", "free_port", "model_folder",
+           "service_env", "start_dispatcher_process", "start_executor_process"]
 
 TERMINAL = {"succeeded", "failed", "canceled"}
 
@@ -40,10 +42,15 @@ def docker_available() -> bool:
     return subprocess.run([docker, "info"], capture_output=True, check=False).returncode == 0
 
 
+def model_folder(settings: Settings, model: str) -> Path:
+    """The folder of the model named `model`. Folder names need not be model names: a name
+    may hold hyphens, a folder may not (mypy maps it to a package)."""
+    return load_catalog(settings.models_dir)[model].folder
+
+
 def example_input(settings: Settings, model: str) -> dict[str, Any]:
     """A model's example input, as its folder holds it."""
-    folder = settings.models_dir / model.split("/")[1]
-    data: dict[str, Any] = json.loads((folder / "example_input.json").read_text())
+    data: dict[str, Any] = json.loads((model_folder(settings, model) / "example_input.json").read_text())
     return data
 
 

@@ -1,8 +1,8 @@
 """Every model's example input gives a correct, checked output: run directly and served.
 
 The examples are made at set-up from data packages ship (scikit-learn digits, a text
-image rendered with Pillow's font, speech from espeak-ng); `example_expected.json` holds
-what they contain.
+image rendered with Pillow's font, speech from espeak-ng, scikit-image's photo of a cat);
+`example_expected.json` holds what they contain.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from executors.media import decode_image
 from executors.runtime import LoadedModel, run_direct
 from executors.worker import Executor
 from inferhook.catalog import load_catalog
@@ -29,15 +30,16 @@ from schemas.events import (
     Started,
 )
 from tests.executor_kit import EventLog, Requests, running
-from tests.support import example_input
+from tests.support import example_input, model_folder
 
-MODELS = ["inferhook/digits", "inferhook/minilm", "inferhook/ocr", "inferhook/vad", "inferhook/spin"]
+MODELS = ["inferhook/digits", "inferhook/minilm", "inferhook/ocr", "inferhook/vad", "inferhook/spin",
+          "inferhook/all-minilm-l6-v2", "inferhook/efficientnet-lite0", "inferhook/dcgan-faces"]
 SIMILAR = ("A man is playing a guitar on stage.", "Someone performs music with a guitar.")
 UNRELATED = "The central bank raised interest rates again."
 
 
 def expected(settings: Settings, model: str) -> dict[str, Any]:
-    path = settings.models_dir / model.split("/")[1] / "example_expected.json"
+    path = model_folder(settings, model) / "example_expected.json"
     data: dict[str, Any] = json.loads(path.read_text())
     return data
 
@@ -64,6 +66,24 @@ def check_output(settings: Settings, model: str, output: dict[str, Any]) -> None
     elif model == "inferhook/spin":
         assert output["iterations"] >= 1
         assert np.isfinite(output["checksum"])
+    elif model == "inferhook/all-minilm-l6-v2":
+        vectors = np.asarray(output["embeddings"])
+        assert vectors.shape == (len(output["token_counts"]), expected(settings, model)["dimensions"])
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+        similarity = vectors @ vectors.T - 2 * np.eye(len(vectors))
+        closest = np.unravel_index(int(np.argmax(similarity)), similarity.shape)
+        assert sorted(int(i) for i in closest) == expected(settings, model)["closest_pair"]
+    elif model == "inferhook/efficientnet-lite0":
+        predictions = output["predictions"]
+        assert predictions[0]["index"] in expected(settings, model)["indices"], predictions
+        scores = [p["score"] for p in predictions]
+        assert scores == sorted(scores, reverse=True)
+    elif model == "inferhook/dcgan-faces":
+        want = expected(settings, model)
+        assert output["seed"] == want["seed"]
+        assert len(output["images"]) == want["count"]
+        for uri in output["images"]:
+            assert decode_image(uri, mode="RGB").size == tuple(want["size"])
     else:
         raise AssertionError(f"no check for {model}")
 

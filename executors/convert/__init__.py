@@ -1,0 +1,4 @@
+"""Conversions run by model build scripts (`inferhook models build`), never at serving time.
+
+    torch_checkpoint.py  torch.save files (zip and legacy) -> numpy arrays, without torch
+"""
