@@ -73,6 +73,8 @@ class Current:
     deadline: datetime | None = None
     result_ttl_seconds: float | None = None
     phase: str | None = None
+    kind: str | None = None
+    task_options: dict[str, Any] | None = None
     data_removed: bool = False
     error: dict[str, Any] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
@@ -230,6 +232,7 @@ def _created(rows: dict[str, Current], current: Current | None, event: Predictio
             webhook_events_filter=list(created.webhook_events_filter),
             created_at=created.created_at, last_sequence=event.sequence,
             deadline=created.deadline, result_ttl_seconds=created.result_ttl_seconds,
+            kind=created.kind, task_options=created.task_options,
             input=created.input, full=True, new=True, changed=True)
         return True
     # The row exists: ingest wrote it at create time (read-your-writes), or this is a replay.

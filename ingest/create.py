@@ -7,6 +7,7 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 from aiokafka.errors import KafkaError
@@ -21,6 +22,7 @@ from schemas.api import PredictionCreate, ProblemItem
 from schemas.events import CREATED_SEQUENCE, Created, EventType, PredictionEvent, utcnow
 from schemas.status import Status
 from schemas.tables import PredictionRow
+from schemas.tasks import TaskKind
 from store import predictions
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,10 @@ class NewPrediction:
     body: PredictionCreate
     cancel_after: timedelta | None = None
     result_ttl_seconds: float | None = None
+    kind: TaskKind | None = None
+    """Set when made through `/v1/async/<kind>`."""
+    task_options: dict[str, Any] | None = None
+    """With `kind`: the request options its result is shaped by."""
 
 
 async def validate(app: web.Application, body: PredictionCreate) -> None:
@@ -69,7 +75,7 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
         owner=new.owner, model=body.model, input=body.input, webhook=body.webhook,
         webhook_events_filter=[e.value for e in body.webhook_events_filter], created_at=created_at,
         deadline=created_at + new.cancel_after if new.cancel_after else None,
-        result_ttl_seconds=new.result_ttl_seconds)
+        result_ttl_seconds=new.result_ttl_seconds, kind=new.kind, task_options=new.task_options)
     event = _created_event(prediction_id, created)
     try:
         await publish(app[PRODUCER], app[TOPICS].events, event)
@@ -84,7 +90,8 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
                         status=Status.PENDING.value, input=body.input, webhook=body.webhook,
                         webhook_events_filter=created.webhook_events_filter,
                         created_at=created_at, last_sequence=CREATED_SEQUENCE,
-                        deadline=created.deadline, result_ttl_seconds=created.result_ttl_seconds)
+                        deadline=created.deadline, result_ttl_seconds=created.result_ttl_seconds,
+                        kind=created.kind, task_options=created.task_options)
     try:
         # Read-your-writes: project our own `created` event now, so a GET right after the
         # 201 finds it on any replica. The dispatcher's projection of it is then a no-op.
@@ -110,7 +117,8 @@ async def resume(app: web.Application, row: PredictionRow, reservation: Reservat
     created = Created(owner=row.owner, model=row.model, input=row.input or {},
                       webhook=row.webhook, webhook_events_filter=row.webhook_events_filter,
                       created_at=row.created_at, deadline=row.deadline,
-                      result_ttl_seconds=row.result_ttl_seconds)
+                      result_ttl_seconds=row.result_ttl_seconds,
+                      kind=TaskKind(row.kind) if row.kind else None, task_options=row.task_options)
     await _enqueue(app, _created_event(row.id, created), row.model)
     log.warning("prediction %s: its create was interrupted; request written again", row.id)
     async with app[ENGINE].begin() as conn:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -38,9 +39,14 @@ TWIN_WAIT = 5.0
 """Seconds a request waits for a concurrent twin's prediction before answering 409."""
 TWIN_POLL = 0.05
 
-def body_hash(body: PredictionCreate) -> str:
-    """Digest of a create body, insensitive to key order and whitespace."""
-    canonical = orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+def body_hash(body: PredictionCreate, kind: str | None = None,
+              task_options: dict[str, Any] | None = None) -> str:
+    """Digest of a create body (with the task kind and options of an async create),
+    insensitive to key order and whitespace."""
+    data = body.model_dump(mode="json")
+    if kind is not None:
+        data = {"create": data, "kind": kind, "task_options": task_options}
+    canonical = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -23,6 +24,7 @@ from ingest.state import CATALOG, ENGINE, FINISHED, OWNER, SETTINGS
 from ingest.waiting import preference_applied, wait_terminal, wanted_wait
 from schemas.api import ListQuery, Prediction, PredictionCreate, PredictionList, PredictionRequest
 from schemas.tables import PredictionRow
+from schemas.tasks import TaskKind
 
 routes = web.RouteTableDef()
 T = TypeVar("T")
@@ -46,20 +48,36 @@ def prediction_response(row: PredictionRow, request: web.Request, status: int = 
     return web.Response(status=status, text=body, content_type="application/json")
 
 
-async def create(request: web.Request, body: PredictionCreate) -> web.Response:
-    """Shared by both create routes: validate, honour the headers, accept, maybe wait."""
+@dataclass(frozen=True)
+class Submitted:
+    """What a create came to: the prediction, whether it was made before, how long it waited."""
+
+    row: PredictionRow
+    replayed: bool
+    """True when an Idempotency-Key gave back the prediction it made before."""
+    wait: int | None
+    """Seconds `Prefer: wait` asked for (the row is as it stood after waiting), or None."""
+
+
+async def submit(request: web.Request, body: PredictionCreate, *, kind: TaskKind | None = None,
+                 task_options: dict[str, Any] | None = None,
+                 ttl_headers: tuple[str, ...] = ("Result-TTL",)) -> Submitted:
+    """Accept a validated create honouring its headers (Cancel-After, the first of
+    `ttl_headers` present, Idempotency-Key, Prefer: wait): the one path every create takes."""
     app, owner = request.app, request[OWNER]
-    await validate(app, body)
+    ttl = next((request.headers[name] for name in ttl_headers if name in request.headers), None)
     new = NewPrediction(owner=owner, body=body,
                         cancel_after=headers.cancel_after(request.headers.get("Cancel-After")),
-                        result_ttl_seconds=headers.result_ttl(request.headers.get("Result-TTL")))
+                        result_ttl_seconds=headers.result_ttl(ttl), kind=kind,
+                        task_options=task_options)
     key = headers.idempotency_key(request.headers.get("Idempotency-Key"))
     wait = wanted_wait(request)
     prediction_id = str(uuid_utils.uuid7())
     bind_prediction(prediction_id)  # ingest's telemetry middleware resets it after the request
     reservation = None if key is None else Reservation(owner, key, prediction_id)
     replayed = None if reservation is None else await reserve_or_replay(
-        app[ENGINE], reservation, body_hash(body), app[SETTINGS].api.idempotency_hours)
+        app[ENGINE], reservation, body_hash(body, kind, task_options),
+        app[SETTINGS].api.idempotency_hours)
     if replayed is None:
         row = await _shielded(accept(app, new, prediction_id, reservation))
         PREDICTIONS_CREATED.labels(body.model).inc()
@@ -70,14 +88,21 @@ async def create(request: web.Request, body: PredictionCreate) -> web.Response:
             await _shielded(resume(app, row, Reservation(owner, reservation.key, row.id)))
     if wait is not None:
         row = await wait_terminal(app, row, wait)
-    prediction = row.to_api(app[SETTINGS].base_url)
-    response = web.Response(status=201 if replayed is None else 200,
+    return Submitted(row, replayed is not None, wait)
+
+
+async def create(request: web.Request, body: PredictionCreate) -> web.Response:
+    """Shared by both create routes: validate, accept, answer with the prediction."""
+    await validate(request.app, body)
+    submitted = await submit(request, body)
+    prediction = submitted.row.to_api(request.app[SETTINGS].base_url)
+    response = web.Response(status=200 if submitted.replayed else 201,
                             text=prediction.model_dump_json(), content_type="application/json")
-    if replayed is not None:
+    if submitted.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     else:
         response.headers["Location"] = prediction.urls.get
-    preference_applied(response, wait)
+    preference_applied(response, submitted.wait)
     return response
 
 

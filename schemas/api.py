@@ -83,6 +83,8 @@ class Prediction(BaseModel):
     metrics: dict[str, float] = Field(
         default_factory=dict,
         description="Seconds: queue_time, load_time (cold start), predict_time, total_time")
+    kind: str | None = Field(
+        default=None, description="Task kind when made through /v1/async/<kind> (e.g. embeddings)")
     urls: PredictionUrls
 
 

@@ -30,6 +30,7 @@ import orjson
 from pydantic import BaseModel, Field
 
 from schemas.status import FailureReason, Status
+from schemas.tasks import TaskKind
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -93,6 +94,10 @@ class Created(BaseModel):
     """From `Cancel-After`: a prediction not finished by then ends `canceled` (reason deadline)."""
     result_ttl_seconds: float | None = None
     """How long input/output are kept after completion; None = the server default."""
+    kind: TaskKind | None = None
+    """The async API's task kind when made through `/v1/async/<kind>`; None otherwise."""
+    task_options: dict[str, Any] | None = None
+    """With `kind`: request options that shape the result (not model input), e.g. top_n."""
 
 
 class Started(BaseModel):

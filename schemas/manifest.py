@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.tasks import TaskKind
 from schemas.topics import MODEL_NAME
 
 
@@ -46,6 +47,8 @@ class ModelManifest(BaseModel):
     name: str = Field(pattern=MODEL_NAME.pattern)
     version: str = "1"
     description: str = ""
+    kinds: list[TaskKind] = Field(default_factory=list)
+    """Task kinds of the async API (`/v1/async/<kind>`) the model serves, e.g. [embeddings]."""
     onnx: OnnxSource
     handler: str = "model.py"
     """Python file in the folder with preprocess(input) and postprocess(outputs)."""

@@ -56,6 +56,10 @@ class PredictionRow(SQLModel, table=True):
     deadline: datetime | None = _ts()
     result_ttl_seconds: float | None = None
     phase: str | None = None
+    kind: str | None = None
+    """The async API's task kind (schemas.tasks.TaskKind) it was made through; None otherwise."""
+    task_options: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    """Request options that shape the kind's result (e.g. encoding_format), not model input."""
 
     def to_api(self, base_url: str) -> Prediction:
         """The prediction as the API and webhooks show it."""
@@ -68,7 +72,7 @@ class PredictionRow(SQLModel, table=True):
             webhook_events_filter=self.webhook_events_filter, created_at=self.created_at,
             started_at=self.started_at, completed_at=self.completed_at,
             expires_at=self.expires_at, deadline=self.deadline, data_removed=self.data_removed,
-            metrics=self.metrics,
+            metrics=self.metrics, kind=self.kind,
             urls=prediction_urls(base_url, self.id),
         )
 
