@@ -35,6 +35,7 @@ from ingest import (
     predictions,
     queues,
     system,
+    tasks,
     telemetry,
     webhooks,
 )
@@ -203,7 +204,7 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend([_postgres, _changes, _kafka, _probe])
     app.on_startup.append(docs.render_spec)
     for module in (predictions, cancel, history, models, account, system, docs, webhooks, queues,
-                   console, telemetry):
+                   console, telemetry, tasks):
         app.add_routes(module.routes)
     return app
 

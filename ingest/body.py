@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import orjson
 from aiohttp import web
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError as SchemaError
 from pydantic import BaseModel, ValidationError
 
 from ingest.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
@@ -92,6 +93,17 @@ def parse_query(model: type[Model], query: Mapping[str, str]) -> Model:
 def check_schema(validator: Draft202012Validator, data: dict[str, Any], loc: str) -> None:
     """Validate `data` against a JSON Schema; 422 listing every violation with its path."""
     items = [ProblemItem(loc=["body", loc, *error.absolute_path], msg=error.message[:500])
-             for error in validator.iter_errors(data)]
+             for found in validator.iter_errors(data) for error in _closest(found)]
     if items:
         raise Unprocessable(f"{len(items)} problem(s) with `{loc}`", items)
+
+
+def _closest(error: SchemaError) -> list[SchemaError]:
+    """A failed oneOf/anyOf as the problems of its closest branch (the one with the fewest),
+    so that `texts` too long reads so rather than "not valid under any of the given schemas"."""
+    if error.validator not in ("oneOf", "anyOf") or not error.context:
+        return [error]
+    branches: dict[Any, list[SchemaError]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    return [found for sub in min(branches.values(), key=len) for found in _closest(sub)]

@@ -5,6 +5,7 @@
 | `Prefer`          | `wait`, `wait=5`     | create, GET, cancel              | ignored (RFC 7240)   |
 | `Cancel-After`    | `30s`, `5m`, `1h30m` | create                           | 400                  |
 | `Result-TTL`      | `600`, `10m`         | create                           | server default       |
+| `x-bf-async-job-result-ttl` | `3600`     | async create (Result-TTL alias)  | server default       |
 | `Idempotency-Key` | any 1-255 ASCII      | create                           | 400                  |
 """
 
@@ -101,6 +102,10 @@ CANCEL_AFTER_DOC = HeaderParam(
 RESULT_TTL_DOC = HeaderParam(
     "Result-TTL", "Keep input, output and logs this long after completion (seconds or `10m`); "
     "invalid or not above 0: the server default (1 h)")
+RESULT_TTL_ALIAS = "x-bf-async-job-result-ttl"
+"""The gateway's name for Result-TTL, taken by `/v1/async/<kind>` creates (Result-TTL wins)."""
+RESULT_TTL_ALIAS_DOC = HeaderParam(
+    RESULT_TTL_ALIAS, "Alias of Result-TTL (the gateway's name); Result-TTL wins when both are sent")
 IDEMPOTENCY_KEY_DOC = HeaderParam(
     "Idempotency-Key", "Same key and same body within 24 h: the original prediction again "
     "(200, `Idempotent-Replayed: true`); same key, other body: 409",

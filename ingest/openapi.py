@@ -39,7 +39,7 @@ ERROR_TITLES = {
     404: "No such route, model or prediction (another owner's predictions included)",
     409: "Conflict",
     413: "Body over the size limit",
-    415: "Body is not application/json",
+    415: "Body is not of the media type the route takes (application/json unless said)",
     422: "Valid JSON that breaks the schema; every problem is listed",
     429: "Rate limit spent; see Retry-After",
     500: "Unexpected error (logged)",
@@ -80,6 +80,8 @@ class Operation:
     """Path parameter the answer's `id` fills (e.g. prediction_id): adds OpenAPI links."""
     stream_item: type[BaseModel] | None = None
     """text/event-stream answers: the model each event's `data` holds (as JSON)."""
+    body_media_type: str = "application/json"
+    """Media type of the request body (multipart/form-data for file uploads)."""
 
 
 def operation(summary: str, *, responses: dict[int, type[BaseModel] | None],
@@ -89,13 +91,14 @@ def operation(summary: str, *, responses: dict[int, type[BaseModel] | None],
               errors: Iterable[int] = (), tags: Iterable[str] = (), public: bool = False,
               media_type: str = "application/json", description: str = "",
               creates: str | None = None,
-              stream_item: type[BaseModel] | None = None) -> Callable[[Handler], Handler]:
+              stream_item: type[BaseModel] | None = None,
+              body_media_type: str = "application/json") -> Callable[[Handler], Handler]:
     """Attach OpenAPI documentation to a handler (see the module docstring)."""
     described = Operation(summary=summary, responses=responses, body=body, query=query,
                           headers=tuple(headers), response_headers=response_headers or {},
                           errors=tuple(errors), tags=tuple(tags), public=public,
                           media_type=media_type, description=description, creates=creates,
-                          stream_item=stream_item)
+                          stream_item=stream_item, body_media_type=body_media_type)
 
     def mark(handler: Handler) -> Handler:
         setattr(handler, ATTRIBUTE, described)
@@ -222,7 +225,7 @@ def _operation_object(method: str, path: str, handler_name: str, op: Operation,
         described_op["description"] = op.description
     if op.body is not None:
         described_op["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": refs[(op.body, "validation")]}}}
+            op.body_media_type: {"schema": refs[(op.body, "validation")]}}}
     if op.public:
         described_op["security"] = []
     return described_op

@@ -175,6 +175,60 @@ class WebhookSecret(BaseModel):
     key: str
 
 
+class JobStatus(StrEnum):
+    """Where an async job is: its prediction's status in the gateway's four words."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @classmethod
+    def of(cls, status: Status) -> JobStatus:
+        """started is processing, succeeded completed, failed and canceled failed."""
+        return _JOB_STATUS[status]
+
+    def is_final(self) -> bool:
+        """True once the job has its result or its error (the poll then answers 200)."""
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED)
+
+
+_JOB_STATUS = {Status.PENDING: JobStatus.PENDING, Status.STARTED: JobStatus.PROCESSING,
+               Status.SUCCEEDED: JobStatus.COMPLETED, Status.FAILED: JobStatus.FAILED,
+               Status.CANCELED: JobStatus.FAILED}
+
+
+class JobErrorDetail(BaseModel):
+    """What went wrong, as OpenAI-style APIs say it."""
+
+    message: str
+    type: str = Field(description="invalid_request_error, server_error, timeout_error or canceled")
+    code: str | None = Field(default=None, description="The prediction's failure reason")
+
+
+class JobError(BaseModel):
+    """`error` of a failed job."""
+
+    error: JobErrorDetail
+
+
+class AsyncJob(BaseModel):
+    """An async job (`/v1/async/<kind>`): a prediction seen as the gateway's job.
+
+    Fields that do not apply yet are left out: a pending job is `{id, status, created_at}`.
+    """
+
+    id: str = Field(description="The prediction id (also readable at /v1/predictions/{id})")
+    status: JobStatus
+    created_at: datetime
+    completed_at: datetime | None = None
+    expires_at: datetime | None = Field(
+        default=None, description="Completion + result TTL; later, the job answers 404")
+    status_code: int | None = Field(default=None, description="200, or the HTTP status of the failure")
+    result: Any = Field(default=None, description="The OpenAI-style response body of the kind")
+    error: JobError | None = None
+
+
 class ProblemItem(BaseModel):
     """One problem with the request: where (`loc`) and what (`msg`)."""
 
