@@ -233,13 +233,16 @@ def _operation_object(method: str, path: str, handler_name: str, op: Operation,
 
 def _add_links(paths: dict[str, dict[str, Any]],
                routes: list[tuple[str, str, web.AbstractRoute, Operation]]) -> None:
-    """Link each creating answer to every operation taking the id it returns."""
+    """Link each creating answer to every operation taking the id it returns: those under
+    the creating path when there are such (each /v1/async/<kind> to its own poll), else all."""
     for method, path, _, op in routes:
         if op.creates is None:
             continue
         token = "{" + op.creates + "}"
+        taking = [(m, p) for m, p, _, _ in routes if token in p]
+        under = [(m, p) for m, p in taking if p.startswith(path + "/")]
         targets = {f"{m.lower()}_{p}": paths[p][m.lower()]["operationId"]
-                   for m, p, _, _ in routes if token in p}
+                   for m, p in (under or taking)}
         links = {name: {"operationId": target,
                         "parameters": {op.creates: "$response.body#/id"}}
                  for name, target in sorted(targets.items())}

@@ -150,7 +150,7 @@ def _register(kind: TaskKind) -> None:
         f"Submit a {kind} job", body=adapter.body, body_media_type=media,
         responses={202: job, 200: job}, headers=SUBMIT_HEADERS,
         response_headers={202: {"Location": "URL of the job"}, 200: JOB_HEADERS},
-        errors=(409,), tags=("async",),
+        errors=(409,), tags=("async",), creates="job_id",
         description=f"The body of OpenAI's {kind} endpoint ({media}); 202 with the pending "
                     "job once its prediction is durable in Kafka (200 when Prefer: wait saw it "
                     f"finish). 404 when no model serves {kind}; 400 when the model does not.",

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ingest.openapi import documented_routes, undocumented
 from tests.support import Stack
 
@@ -58,17 +60,29 @@ async def test_docs_page_is_self_contained(stack: Stack) -> None:
     assert "<script src" not in page
 
 
-async def test_schemathesis_finds_no_server_error_or_schema_violation(
-        stack: Stack, tmp_path: Path) -> None:
+async def schemathesis(stack: Stack, tmp_path: Path, *options: str, seconds: float = 240) -> None:
+    """Run schemathesis on the stack's API (with `options`); fail with its report."""
     tool = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     assert tool, "schemathesis is a dev dependency"
     process = await asyncio.create_subprocess_exec(
         tool, "run", f"{stack.base_url}/openapi.json", "--header",
-        f"Authorization: Bearer {stack.key}", "--checks", CHECKS, "--max-examples", "25",
+        f"Authorization: Bearer {stack.key}", "--checks", CHECKS,
         "--phases", "examples,coverage,fuzzing,stateful", "--workers", "1", "--seed", "1",
         "--request-timeout", "90", "--generation-database", "none", "--no-color",
-        "--suppress-health-check", "all",
+        "--suppress-health-check", "all", *options,
         cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    output, _ = await asyncio.wait_for(process.communicate(), timeout=240)
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=seconds)
     text = output.decode(errors="replace")
     assert process.returncode == 0, text[-20000:]
+
+
+async def test_schemathesis_finds_no_server_error_or_schema_violation(
+        stack: Stack, tmp_path: Path) -> None:
+    await schemathesis(stack, tmp_path, "--max-examples", "25", "--exclude-path-regex", "^/v1/async/")
+
+
+@pytest.mark.timeout(300)
+async def test_schemathesis_on_the_async_task_routes(stack: Stack, tmp_path: Path) -> None:
+    """The 22 /v1/async routes on a budget of their own (their examples run real models)."""
+    await schemathesis(stack, tmp_path, "--max-examples", "8", "--include-path-regex", "^/v1/async/",
+                       seconds=270)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from inferhook.catalog import CatalogEntry
-from ingest.adapters.base import Adapter, Finished, ModelRequest, OutputMismatch, TaskBody
+from ingest.adapters.base import Adapter, Finished, ModelRequest, OutputMismatch, TaskBody, examples
 from ingest.adapters.media import check_wav, data_uri, refuse
 from ingest.forms import FileField
 from schemas.tasks import TaskKind
@@ -27,6 +27,8 @@ verbose_json uses."""
 
 class SpeechBody(TaskBody):
     """Body of `POST /v1/async/audio/speech`."""
+
+    model_config = examples({"model": "inferhook/piper-joe", "input": "Hello."})
 
     input: str = Field(min_length=1, max_length=4096, description="The text to speak")
     voice: str | None = Field(default=None, max_length=64,

@@ -23,6 +23,11 @@ from schemas.tasks import TaskKind
 Loc = tuple[str | int, ...]
 
 
+def examples(*bodies: dict[str, Any]) -> ConfigDict:
+    """A body model's config with `bodies` as its OpenAPI examples (schemathesis sends them)."""
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": list(bodies)})
+
+
 class TaskBody(BaseModel):
     """Fields every async request has: the model, and inferhook's webhook (an extension)."""
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from inferhook.catalog import CatalogEntry
-from ingest.adapters.base import Adapter, Finished, ModelRequest, OutputMismatch, TaskBody
+from ingest.adapters.base import Adapter, Finished, ModelRequest, OutputMismatch, TaskBody, examples
 from schemas.tasks import TaskKind
 
 Role = Literal["system", "developer", "user", "assistant"]
@@ -62,6 +62,10 @@ class ChatMessage(BaseModel):
 class ChatBody(Generation):
     """Body of `POST /v1/async/chat/completions` (text messages only)."""
 
+    model_config = examples({
+        "model": "inferhook/smollm2", "max_tokens": 8,
+        "messages": [{"role": "user", "content": "What is the capital of France?"}]})
+
     messages: list[ChatMessage] = Field(min_length=1, max_length=1000)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1, description="Wins over max_tokens")
@@ -69,6 +73,8 @@ class ChatBody(Generation):
 
 class CompletionBody(Generation):
     """Body of `POST /v1/async/completions`."""
+
+    model_config = examples({"model": "inferhook/smollm2", "prompt": "Once upon", "max_tokens": 8})
 
     prompt: Annotated[str, StringConstraints(min_length=1)] | Annotated[
         list[Annotated[str, StringConstraints(min_length=1)]], Field(min_length=1, max_length=1)]
@@ -89,6 +95,8 @@ class InputMessage(BaseModel):
 
 class ResponsesBody(Sampling):
     """Body of `POST /v1/async/responses` (text input only)."""
+
+    model_config = examples({"model": "inferhook/smollm2", "input": "Hi", "max_output_tokens": 8})
 
     input: Annotated[str, StringConstraints(min_length=1)] | Annotated[
         list[InputMessage], Field(min_length=1, max_length=1000)]

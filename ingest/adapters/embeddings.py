@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, StringConstraints
 
 from inferhook.catalog import CatalogEntry
-from ingest.adapters.base import Adapter, Finished, ModelRequest, OutputMismatch, TaskBody
+from ingest.adapters.base import Adapter, Finished, ModelRequest, OutputMismatch, TaskBody, examples
 from ingest.adapters.media import refuse
 from schemas.tasks import TaskKind
 
@@ -22,6 +22,8 @@ Text = Annotated[str, StringConstraints(min_length=1)]
 
 class EmbeddingsBody(TaskBody):
     """Body of `POST /v1/async/embeddings` (OpenAI's, less token-array inputs)."""
+
+    model_config = examples({"model": "inferhook/all-minilm-l6-v2", "input": ["a cat", "a kitten"]})
 
     input: Text | Annotated[list[Text], Field(min_length=1, max_length=2048)] = Field(
         description="A text or a list of texts to embed")

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from inferhook.catalog import CatalogEntry
-from ingest.adapters.base import Adapter, Finished, ModelRequest, OutputMismatch, TaskBody
+from ingest.adapters.base import Adapter, Finished, ModelRequest, OutputMismatch, TaskBody, examples
 from ingest.adapters.media import check_image, data_uri, refuse
 from ingest.forms import FileField, Upload
 from schemas.tasks import TaskKind
@@ -35,6 +35,8 @@ class ImageOptions(TaskBody):
 
 class ImageGenerationBody(ImageOptions):
     """Body of `POST /v1/async/images/generations`."""
+
+    model_config = examples({"model": "inferhook/dcgan-faces", "n": 1, "seed": 7})
 
     prompt: str | None = Field(default=None, max_length=32000,
                                description="Unconditional models (DCGAN faces) ignore it")

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, StringConstraints
 
 from inferhook.catalog import CatalogEntry
-from ingest.adapters.base import Adapter, Finished, ModelRequest, OutputMismatch, TaskBody
+from ingest.adapters.base import Adapter, Finished, ModelRequest, OutputMismatch, TaskBody, examples
 from schemas.tasks import TaskKind
 
 Text = Annotated[str, StringConstraints(min_length=1)]
@@ -23,6 +23,10 @@ class RerankDocument(BaseModel):
 
 class RerankBody(TaskBody):
     """Body of `POST /v1/async/rerank`."""
+
+    model_config = examples({
+        "model": "inferhook/all-minilm-l6-v2", "query": "How do I bake bread?",
+        "documents": ["Stocks fell.", "Knead the dough, let it rise, bake it."], "top_n": 1})
 
     query: Text
     documents: list[Text | RerankDocument] = Field(
