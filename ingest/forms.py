@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import PlainValidator, WithJsonSchema
 
 from ingest.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
@@ -59,9 +60,9 @@ async def read_form(request: web.Request, limit: int) -> dict[str, Any]:
                     raise PayloadTooLarge(f"body exceeds {limit} bytes")
                 data += chunk
             _add(fields, part, bytes(data))
-    except (ValueError, AssertionError, LookupError) as exc:
-        # aiohttp's reader reports malformed bodies with these (a bad boundary, an unknown
-        # charset, a part cut short); UnicodeDecodeError is a ValueError.
+    except (HttpProcessingError, ValueError, AssertionError, LookupError) as exc:
+        # aiohttp's reader reports malformed bodies with these (bad part headers, a bad
+        # boundary, an unknown charset, a part cut short); UnicodeDecodeError is a ValueError.
         raise BadRequest(f"body is not a well-formed multipart form: {exc}") from exc
     return fields
 

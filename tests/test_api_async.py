@@ -182,7 +182,6 @@ OCR_DOCUMENT = {"type": "image_url", "image_url": "data:image/png;base64,"
     ("images/generations", {"model": "inferhook/dcgan-faces", "size": "1024x1024"}, 422,
      ["body", "size"]),
     ("images/generations", {"model": "inferhook/dcgan-faces", "n": 11}, 422, ["body", "n"]),
-    ("chat/completions", {"model": L6, "messages": [{"role": "user", "content": "hi"}]}, 404, None),
 ])
 async def test_bad_requests_get_their_4xx_and_create_nothing(
         stack: Stack, kind: str, body: dict[str, Any], status: int,
@@ -200,8 +199,8 @@ async def test_a_model_that_does_not_serve_the_kind_names_those_it_serves(stack:
                                                      "documents": ["d"]})
     assert status == 400
     assert problem["detail"] == "inferhook/ocr does not serve rerank; it serves ocr"
-    status, problem = await submit(stack, "chat/completions", {"model": L6, "messages": []})
-    assert (status, problem["detail"]) == (404, "no model serves chat/completions")
+    status, problem = await submit(stack, "images/variations", {"model": L6})
+    assert (status, problem["detail"]) == (404, "no model serves images/variations")
 
 
 async def test_wrong_media_type_and_oversized_body(stack: Stack) -> None:

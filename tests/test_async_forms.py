@@ -93,3 +93,6 @@ async def test_other_media_types_and_broken_forms_are_refused(server: str) -> No
         async with http.post(server, data=b"x", headers={
                 "Content-Type": "multipart/form-data"}) as response:  # no boundary
             assert response.status == 400
+        async with http.post(server, data=b"--b\r\nFalse--b--\r\n", headers={
+                "Content-Type": "multipart/form-data; boundary=b"}) as response:  # no part headers
+            assert response.status == 400
