@@ -124,12 +124,12 @@ class Graph:
         self.initializers: list[TensorProto] = []
         self._count = 0
 
-    def op(self, kind: str, *inputs: str, **attributes: Any) -> str:
-        """Add a node with one output; return the output's name."""
+    def op(self, kind: str, *inputs: str, out: str | None = None, **attributes: Any) -> str:
+        """Add a node with one output (named `out`, or a fresh name); return the output's name."""
         self._count += 1
         name = f"{kind.lower()}_{self._count}"
-        self.nodes.append(helper.make_node(kind, list(inputs), [name], name=name, **attributes))
-        return name
+        self.nodes.append(helper.make_node(kind, list(inputs), [out or name], name=name, **attributes))
+        return out or name
 
     def ops(self, kind: str, inputs: list[str], outputs: int, **attributes: Any) -> list[str]:
         """Add a node with several outputs."""
@@ -164,8 +164,9 @@ def rotate(g: Graph, x: str, cos: str, sin: str) -> str:
 
 
 def layer(g: Graph, c: LlamaConfig, w: dict[str, np.ndarray], i: int, x: str,
-          rope: tuple[str, str], mask: str) -> tuple[str, str, str]:
-    """One decoder block; returns the new hidden state and the present key and value."""
+          rope: tuple[str, str], mask: str) -> str:
+    """One decoder block (its cache outputs named present.{i}.key|value); returns the new
+    hidden state."""
     p = f"blk.{i}."
     h = g.rms_norm(x, w[p + "attn_norm.weight"], p + "attn_norm", c.rms_eps)
     qkv_weight = np.concatenate([w[p + "attn_q.weight"], w[p + "attn_k.weight"], w[p + "attn_v.weight"]])
@@ -176,8 +177,9 @@ def layer(g: Graph, c: LlamaConfig, w: dict[str, np.ndarray], i: int, x: str,
     k = g.op("Transpose", g.op("Reshape", k, "kv_shape"), perm=[0, 2, 1, 3])
     v = g.op("Transpose", g.op("Reshape", v, "kv_shape"), perm=[0, 2, 1, 3])
     q = g.op("Mul", rotate(g, q, *rope), "attention_scale")
-    present_k = g.op("Concat", f"past_key_values.{i}.key", rotate(g, k, *rope), axis=2)
-    present_v = g.op("Concat", f"past_key_values.{i}.value", v, axis=2)
+    present_k = g.op("Concat", f"past_key_values.{i}.key", rotate(g, k, *rope), axis=2,
+                     out=f"present.{i}.key")
+    present_v = g.op("Concat", f"past_key_values.{i}.value", v, axis=2, out=f"present.{i}.value")
     # Each KV head serves `group` query heads: unsqueeze it and let MatMul broadcast.
     keys = g.op("Transpose", g.op("Unsqueeze", present_k, "axis_2"), perm=[0, 1, 2, 4, 3])
     scores = g.op("Add", g.op("MatMul", q, keys), mask)
@@ -190,7 +192,7 @@ def layer(g: Graph, c: LlamaConfig, w: dict[str, np.ndarray], i: int, x: str,
                      num_outputs=2)
     act = g.op("Mul", g.op("Mul", gate, g.op("Sigmoid", gate)), up)
     x = g.op("Add", x, g.op("MatMul", act, g.weight(p + "ffn_down", w[p + "ffn_down.weight"].T)))
-    return x, present_k, present_v
+    return x
 
 
 def positions(g: Graph, c: LlamaConfig) -> tuple[tuple[str, str], str]:
@@ -232,25 +234,21 @@ def llama_graph(c: LlamaConfig, w: dict[str, np.ndarray]) -> onnx.ModelProto:
     rope, mask = positions(g, c)
     embedding = g.weight("token_embd", w["token_embd.weight"])
     x = g.op("Gather", embedding, "input_ids")
-    presents: list[str] = []
     for index in range(c.layers):
-        x, key, value = layer(g, c, w, index, x, rope, mask)
-        presents += [key, value]
+        x = layer(g, c, w, index, x, rope, mask)
     last = g.op("Squeeze", g.op("Slice", x, "last", "end", "axis_1"), "axis_1")
     last = g.rms_norm(last, w["output_norm.weight"], "output_norm", c.rms_eps)
-    logits = g.op("Gemm", last, embedding, transB=1)  # tied lm_head: the embedding, transposed
-    cache: list[str | int] = ["batch", c.kv_heads, "past", c.head_dim]
-    inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"])]
-    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", c.vocab])]
-    renames: list[onnx.NodeProto] = [helper.make_node("Identity", [logits], ["logits"])]
-    for index in range(c.layers):
-        for part, present in zip(("key", "value"), presents[2 * index:2 * index + 2], strict=True):
-            inputs.append(helper.make_tensor_value_info(f"past_key_values.{index}.{part}",
-                                                        TensorProto.FLOAT, cache))
-            outputs.append(helper.make_tensor_value_info(
-                f"present.{index}.{part}", TensorProto.FLOAT, ["batch", c.kv_heads, "total", c.head_dim]))
-            renames.append(helper.make_node("Identity", [present], [f"present.{index}.{part}"]))
-    graph = helper.make_graph(g.nodes + renames, "smollm2", inputs, outputs, g.initializers)
+    g.op("Gemm", last, embedding, transB=1, out="logits")  # tied lm_head: the embedding, transposed
+    past: list[str | int] = ["batch", c.kv_heads, "past", c.head_dim]
+    total: list[str | int] = ["batch", c.kv_heads, "total", c.head_dim]
+    cache = [(index, part) for index in range(c.layers) for part in ("key", "value")]
+    inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
+              *(helper.make_tensor_value_info(f"past_key_values.{i}.{part}", TensorProto.FLOAT, past)
+                for i, part in cache)]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", c.vocab]),
+               *(helper.make_tensor_value_info(f"present.{i}.{part}", TensorProto.FLOAT, total)
+                 for i, part in cache)]
+    graph = helper.make_graph(g.nodes, "smollm2", inputs, outputs, g.initializers)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                              ir_version=IR_VERSION, producer_name="inferhook")
 
