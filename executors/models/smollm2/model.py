@@ -19,7 +19,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import Tokenizer
 
 DEFAULT_MAX_TOKENS = 128
-MAX_TOKENS = 1024
+MAX_TOKENS = 512
+"""The cap on max_tokens: about a minute of generation on one busy CPU core."""
 MAX_STOPS = 4
 PREFILL_CHUNK = 256
 """Prompt tokens per prefill step: bounds the attention scores' memory for long prompts."""
