@@ -54,7 +54,6 @@ class LlamaConfig:
 
     layers: int
     width: int
-    hidden: int
     heads: int
     kv_heads: int
     vocab: int
@@ -71,7 +70,7 @@ class LlamaConfig:
         def field(key: str) -> Any:
             return reader.fields[key].contents()
         return cls(layers=field("llama.block_count"), width=field("llama.embedding_length"),
-                   hidden=field("llama.feed_forward_length"), heads=field("llama.attention.head_count"),
+                   heads=field("llama.attention.head_count"),
                    kv_heads=field("llama.attention.head_count_kv"), vocab=field("llama.vocab_size"),
                    context=field("llama.context_length"),
                    rms_eps=field("llama.attention.layer_norm_rms_epsilon"),
