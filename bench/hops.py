@@ -5,10 +5,13 @@ hops between them.
     submitted   the load generator's scheduled send time (its clock)
     accepted    predictions.created_at: ingest took the request, before its Kafka writes
     answered    the 201 at the load generator (off the webhook's path)
+    queued      the broker's append time of the request on the model's request topic
+                (ingest writes it once `created` is acknowledged on the events topic)
     (request consumed by the executor: no service records it; see MISSING)
     started     predictions.started_at: the executor starts the run (`started` event)
     succeeded   predictions.completed_at: the outcome event is built, after the
                 `started` event is acknowledged by Kafka
+    emitted     the broker's append time of the outcome on the events topic
     projecting  webhook_deliveries.created_at: now() of the dispatcher's projection
                 transaction, i.e. when it began
     projected   that transaction's commit time (PostgreSQL's commit timestamp of the
@@ -17,7 +20,9 @@ hops between them.
                 before it sends)
     received    the receiver's clock when the webhook came in
 
-Every clock is the same machine's wall clock.
+Every clock is the same machine's wall clock. The two append times need the topics to
+stamp records with LogAppendTime (a topic setting the hops benchmark makes for its runs:
+no service reads those timestamps); they are milliseconds.
 """
 
 from __future__ import annotations
@@ -28,11 +33,12 @@ from dataclasses import dataclass
 from bench.stats import percentile_ms
 
 MISSING = ("request consumed: no service records when the executor takes a request from "
-           "Kafka. It would go in executors/serving.py, RequestServer.serve, where the Job "
-           "is made (Job.__init__ taking `consumed_at = utcnow()`), carried in the `started` "
-           "event (a `consumed_at` field of schemas.events.Started, or split out of "
-           "queue_time as metrics `kafka_time` and `batch_wait` in Completed.metrics), so "
-           "the projection keeps it in predictions.metrics.")
+           "Kafka, so `request in Kafka → started` holds both the executor's fetch and its "
+           "batching wait. It would be taken in executors/serving.py, RequestServer.serve, "
+           "where the Job is made (Job.__init__: `consumed_at = utcnow()`), and carried in "
+           "the `started` event (a `consumed_at` field of schemas.events.Started, or "
+           "queue_time split into metrics `kafka_time` and `batch_wait`), which the "
+           "projection keeps in predictions.metrics.")
 
 
 @dataclass(frozen=True)
@@ -42,8 +48,10 @@ class Timeline:
     submitted: float
     accepted: float | None
     answered: float | None
+    queued: float | None
     started: float | None
     succeeded: float | None
+    emitted: float | None
     projecting: float | None
     projected: float | None
     attempted: float | None
@@ -68,9 +76,11 @@ class Hop:
 
 PATH = (
     Hop("submit → accepted", "submitted", "accepted"),
-    Hop("accepted → started", "accepted", "started"),
+    Hop("accepted → request in Kafka", "accepted", "queued"),
+    Hop("request in Kafka → started", "queued", "started"),
     Hop("started → succeeded", "started", "succeeded"),
-    Hop("succeeded → projection began", "succeeded", "projecting"),
+    Hop("succeeded → outcome in Kafka", "succeeded", "emitted"),
+    Hop("outcome in Kafka → projection began", "emitted", "projecting"),
     Hop("projection began → projected", "projecting", "projected"),
     Hop("projected → first delivery attempt", "projected", "attempted"),
     Hop("first delivery attempt → received", "attempted", "received"),

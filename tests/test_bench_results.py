@@ -110,8 +110,9 @@ def test_cpu_of_a_process_tree_counts_its_children_live_and_exited() -> None:
 def timeline(start: float, **late: float | None) -> Timeline:
     """A prediction submitted at `start`, passing each point that many seconds later."""
     points: dict[str, float | None] = {
-        "accepted": 0.002, "answered": 0.010, "started": 0.020, "succeeded": 0.025,
-        "projecting": 0.040, "projected": 0.050, "attempted": 0.055, "received": 0.057}
+        "accepted": 0.002, "answered": 0.010, "queued": 0.008, "started": 0.020,
+        "succeeded": 0.025, "emitted": 0.028, "projecting": 0.040, "projected": 0.050,
+        "attempted": 0.055, "received": 0.057}
     points.update(late)
     return Timeline(submitted=start, predict_time=0.001,
                     **{k: None if v is None else start + v for k, v in points.items()})
@@ -120,7 +121,7 @@ def timeline(start: float, **late: float | None) -> Timeline:
 def test_hops_add_up_to_the_whole_path() -> None:
     hops = breakdown([timeline(100.0), timeline(200.0)])
     path = [hops[hop.name].p50 for hop in PATH]
-    assert path == pytest.approx([2.0, 18.0, 5.0, 15.0, 10.0, 5.0, 2.0])
+    assert path == pytest.approx([2.0, 6.0, 12.0, 5.0, 3.0, 12.0, 10.0, 5.0, 2.0])
     assert sum(p or 0.0 for p in path) == pytest.approx(hops[TOTAL.name].p50)
     assert hops[ANSWER.name].p50 == pytest.approx(8.0)
     assert hops["predict_time (inside started → succeeded)"].p50 == pytest.approx(1.0)
@@ -129,8 +130,8 @@ def test_hops_add_up_to_the_whole_path() -> None:
 def test_hops_leave_out_points_not_recorded() -> None:
     hops = breakdown([timeline(0.0, projected=None), timeline(1.0)])
     assert hops["projection began → projected"].count == 1
-    assert hops["succeeded → projection began"].count == 2
-    assert "| accepted → started | 18.0 | 18.0 | 18.0 |" in table({20.0: hops}).splitlines()
+    assert hops["outcome in Kafka → projection began"].count == 2
+    assert "| request in Kafka → started | 12.0 | 12.0 | 12.0 |" in table({20.0: hops}).splitlines()
 
 
 def test_capacity_rounds() -> None:
