@@ -66,7 +66,7 @@ async def at_rate(ctx: Context, pids: dict[str, int], idle: CpuTimes, rate: floa
     text = (f"at {rate:g}/s: {received} predictions over a {window.seconds:.1f} s window, "
             f"{sustained:.0f} webhooks/s sustained; idle cost taken off: {idle_ms:.3f} ms per "
             "prediction in all.")
-    if sustained < 0.9 * rate:
+    if sustained < 0.95 * rate:
         text += (f" This machine did not keep up with {rate:g}/s: the figure is CPU per "
                  f"prediction at the ~{sustained:.0f}/s it sustained, requests queued.")
     if lost or errors:
