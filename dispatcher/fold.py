@@ -28,7 +28,7 @@ from typing import Any
 from schemas.api import WebhookEvent
 from schemas.events import Completed, Created, EventType, Logs, Output, PredictionEvent, Started
 from schemas.status import Status
-from schemas.tables import PredictionRow
+from schemas.tables import PredictionRow, api_prediction
 from schemas.webhooks import webhook_id
 
 log = logging.getLogger(__name__)
@@ -97,8 +97,7 @@ class Current:
 
     def api_body(self, base_url: str) -> bytes:
         """The prediction object as GET returns it (the webhook body)."""
-        row = PredictionRow.model_validate({name: getattr(self, name) for name in COLUMNS})
-        return row.to_api(base_url).model_dump_json().encode()
+        return api_prediction(self, base_url).model_dump_json().encode()
 
 
 @dataclass(frozen=True)

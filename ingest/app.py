@@ -25,6 +25,7 @@ from inferhook.db import create_engine
 from inferhook.kafka import create_producer, ensure_topics
 from inferhook.resilience import Dependency, retrying
 from inferhook.settings import Settings
+from inferhook.ssrf import HostResolver
 from ingest import (
     account,
     cancel,
@@ -52,6 +53,7 @@ from ingest.state import (
     KEYS,
     LIMITER,
     PRODUCER,
+    RESOLVER,
     SETTINGS,
     SHARED_READS,
     TOPICS,
@@ -200,6 +202,7 @@ def build_app(settings: Settings) -> web.Application:
     app[LIMITER] = RateLimiter(settings.api)
     app[FINISHED] = FinishedCache()
     app[SHARED_READS] = SharedReads()
+    app[RESOLVER] = HostResolver()
     app.cleanup_ctx.extend([_postgres, _changes, _kafka, _probe])
     app.on_startup.append(docs.render_spec)
     for module in (predictions, cancel, history, models, account, system, docs, webhooks, queues,

@@ -16,7 +16,7 @@ from inferhook.ssrf import UnsafeWebhookURL, check_url
 from ingest.body import check_schema
 from ingest.errors import NotFound, ServiceUnavailable, Unprocessable
 from ingest.idempotency import Reservation
-from ingest.state import CATALOG, ENGINE, PRODUCER, SETTINGS, TOPICS
+from ingest.state import CATALOG, ENGINE, PRODUCER, RESOLVER, SETTINGS, TOPICS
 from schemas.api import PredictionCreate, ProblemItem
 from schemas.events import CREATED_SEQUENCE, Created, EventType, PredictionEvent, utcnow
 from schemas.status import Status
@@ -46,7 +46,7 @@ async def validate(app: web.Application, body: PredictionCreate) -> None:
     check_schema(entry.validator, body.input, "input")
     if body.webhook is not None:
         try:
-            await check_url(body.webhook, app[SETTINGS].webhook.allow_nets)
+            await check_url(body.webhook, app[SETTINGS].webhook.allow_nets, app[RESOLVER])
         except UnsafeWebhookURL as exc:
             raise Unprocessable(str(exc), [ProblemItem(loc=["body", "webhook"], msg=str(exc))]) from exc
 

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inferhook.catalog import CatalogEntry
 from inferhook.settings import Settings
+from inferhook.ssrf import HostResolver
 from ingest.changes import ChangeFeed
 from ingest.finished import FinishedCache
 from ingest.keycache import KeyCache
@@ -29,6 +30,8 @@ FINISHED = web.AppKey("finished", FinishedCache)
 LIMITER = web.AppKey("limiter", RateLimiter)
 SHARED_READS = web.AppKey("shared_reads", SharedReads)
 """Coalesces the reads of waiters woken together."""
+RESOLVER = web.AppKey("resolver", HostResolver)
+"""Webhook hosts' addresses, reused for a few seconds."""
 OPENAPI = web.AppKey("openapi", bytes)
 """The OpenAPI document, rendered once at start-up."""
 OWNER = web.RequestKey("owner", str)
