@@ -7,6 +7,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inferhook.catalog import CatalogEntry
+from inferhook.filelinks import FileLinks
 from inferhook.settings import Settings
 from ingest.changes import ChangeFeed
 from ingest.finished import FinishedCache
@@ -15,6 +16,7 @@ from ingest.ratelimit import RateLimiter
 from ingest.reads import SharedReads
 from schemas.topics import Topics
 from store.accounts import KeyInfo
+from store.files import FileStore
 
 SETTINGS = web.AppKey("settings", Settings)
 TOPICS = web.AppKey("topics", Topics)
@@ -29,6 +31,10 @@ FINISHED = web.AppKey("finished", FinishedCache)
 LIMITER = web.AppKey("limiter", RateLimiter)
 SHARED_READS = web.AppKey("shared_reads", SharedReads)
 """Coalesces the reads of waiters woken together."""
+FILES: web.AppKey[FileStore] = web.AppKey("files")
+"""Uploads and outputs stored as files."""
+LINKS = web.AppKey("links", FileLinks)
+"""Makes and checks signed file content links."""
 OPENAPI = web.AppKey("openapi", bytes)
 """The OpenAPI document, rendered once at start-up."""
 OWNER = web.RequestKey("owner", str)
