@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import uuid_utils
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from inferhook import datauri
 from inferhook.filelinks import FileLinks
@@ -171,7 +172,7 @@ async def _read_form(request: web.Request, limit: int) -> tuple[bytes, str, str,
                 problems.append(ProblemItem(loc=["body", part.name], msg="given more than once"))
             else:
                 await _read_part(part, FIELD_LIMIT, f"part {part.name!r} is too long")
-    except (ValueError, AssertionError, UnicodeDecodeError) as exc:  # aiohttp's parse errors
+    except (ValueError, AssertionError, HttpProcessingError) as exc:  # aiohttp's parse errors
         raise BadRequest(f"body is not a valid multipart/form-data body: {exc}") from exc
     if file is None:
         problems.append(ProblemItem(loc=["body", "file"], msg="Field required: the file part"))
