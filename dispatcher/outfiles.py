@@ -33,7 +33,10 @@ from inferhook.filelinks import FileLinks
 from schemas.events import Completed, Created, Output, PredictionEvent
 from schemas.files import FILE_ID_PREFIX, OUTPUT_PURPOSE, FileReference
 from schemas.status import Status
-from schemas.tables import FileRow
+from store.files import StoredFile
+
+_MARK = b'"data:'
+"""How a data URI starts in JSON: events whose data lacks it hold none."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class Externalized:
     events: list[PredictionEvent]
     raw: list[bytes] | None
     held: dict[str, list[Held]]
-    files: list[FileRow] = field(default_factory=list)
+    files: list[StoredFile] = field(default_factory=list)
 
 
 def output_file_id(prediction_id: str, sequence: int, path: Sequence[str | int]) -> str:
@@ -64,12 +67,15 @@ def externalize(rows: Mapping[str, Current], events: Sequence[PredictionEvent],
                 links: FileLinks) -> Externalized:
     """Replace the binary outputs of `events` and `held` by file references (see the module
     docstring); `raw` is each event's data as it came from Kafka, when given."""
+    if raw is not None and not any(_MARK in data for data in raw) and not any(
+            _MARK in item.raw for items in held.values() for item in items):
+        return Externalized(list(events), list(raw), dict(held))  # most batches: nothing to do
     owners = {pid: _Owner(row.owner, row.result_ttl_seconds) for pid, row in rows.items()}
     for event in events:
         if isinstance(event.data, Created):
             owners.setdefault(event.subject, _Owner(event.data.owner,
                                                     event.data.result_ttl_seconds))
-    files: dict[str, FileRow] = {}
+    files: dict[str, StoredFile] = {}
     out = Externalized(events=[], raw=None if raw is None else [], held={})
     for index, event in enumerate(events):
         data = raw[index] if raw is not None else None
@@ -87,15 +93,15 @@ def externalize(rows: Mapping[str, Current], events: Sequence[PredictionEvent],
 
 def _rewrite(event: PredictionEvent, data: bytes | None, owner: _Owner | None,
              row: Current | None, links: FileLinks,
-             files: dict[str, FileRow]) -> tuple[PredictionEvent, bytes]:
+             files: dict[str, StoredFile]) -> tuple[PredictionEvent, bytes]:
     """The event with its binary output values as references, and its data encoded again
     (or both as they were when there is nothing to do)."""
+    if data is not None and _MARK not in data:
+        return event, data  # the common case, decided without looking further
     unchanged = (event, data if data is not None else event.value())
     payload = event.data
     if not isinstance(payload, Output | Completed) or payload.output is None or owner is None:
         return unchanged
-    if data is not None and b'"data:' not in data:
-        return unchanged  # the common case, decided without walking the output
     if row is not None and (Status(row.status).is_terminal() or event.sequence <= row.last_sequence):
         return unchanged  # the fold skips it
     at = payload.completed_at if isinstance(payload, Completed) else event.time
@@ -117,7 +123,7 @@ class _Files:
     owner: _Owner
     expires_at: datetime
     links: FileLinks
-    rows: list[FileRow] = field(default_factory=list)
+    rows: list[StoredFile] = field(default_factory=list)
 
     def replace(self, value: Any, path: tuple[str | int, ...]) -> Any:
         if isinstance(value, dict):
@@ -138,11 +144,11 @@ class _Files:
         file_id = output_file_id(event.subject, event.sequence, path)
         name = "-".join(["output", *(str(part) for part in path)])
         extension = mimetypes.guess_extension(content_type) or ""
-        self.rows.append(FileRow(
+        self.rows.append(StoredFile(
             id=file_id, owner=self.owner.owner, purpose=OUTPUT_PURPOSE,
             filename=name + extension, content_type=content_type, size=len(content),
-            content=content, created_at=event.time, expires_at=self.expires_at,
-            prediction_id=event.subject))
+            created_at=event.time, expires_at=self.expires_at, prediction_id=event.subject,
+            content=content))
         reference = FileReference(file_id=file_id, url=self.links.url(file_id, self.expires_at),
                                   content_type=content_type, bytes=len(content))
         return reference.model_dump()

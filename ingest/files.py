@@ -42,7 +42,6 @@ from schemas.files import (
     FileObject,
     FileUpload,
 )
-from schemas.tables import FileRow
 from store.files import StoredFile
 
 routes = web.RouteTableDef()
@@ -79,15 +78,15 @@ async def upload_file(request: web.Request) -> web.Response:
     app, settings = request.app, request.app[SETTINGS].files
     content, filename, content_type, purpose = await _read_form(request, settings.max_upload_bytes)
     now = utcnow()
-    row = FileRow(id=FILE_ID_PREFIX + uuid_utils.uuid7().hex, owner=request[OWNER],
-                  purpose=purpose, filename=filename, content_type=content_type,
-                  size=len(content), content=content, created_at=now,
-                  expires_at=now + timedelta(seconds=settings.upload_ttl_seconds))
+    stored = StoredFile(id=FILE_ID_PREFIX + uuid_utils.uuid7().hex, owner=request[OWNER],
+                        purpose=purpose, filename=filename, content_type=content_type,
+                        size=len(content), created_at=now,
+                        expires_at=now + timedelta(seconds=settings.upload_ttl_seconds),
+                        prediction_id=None, content=content)
     async with app[ENGINE].begin() as conn:
-        await app[FILES].put(conn, [row])
-    stored = StoredFile(**{name: getattr(row, name) for name in StoredFile.__dataclass_fields__})
+        await app[FILES].put(conn, [stored])
     response = _json(file_object(stored, app[LINKS]), status=201)
-    response.headers["Location"] = f"{app[SETTINGS].base_url}/v1/files/{row.id}"
+    response.headers["Location"] = f"{app[SETTINGS].base_url}/v1/files/{stored.id}"
     return response
 
 

@@ -58,7 +58,8 @@ DELETE FROM files WHERE id IN (
 
 @dataclass(frozen=True)
 class StoredFile:
-    """A file as the store gives it back."""
+    """A file as the store takes and gives it back: a field per column of `FileRow` (a test
+    checks), a plain dataclass because building a table model costs a millisecond a file."""
 
     id: str
     owner: str
@@ -70,14 +71,14 @@ class StoredFile:
     expires_at: datetime
     prediction_id: str | None
     content: bytes | None
-    """The bytes, when they were asked for."""
+    """The bytes (when reading: only when they were asked for)."""
 
 
 class FileStore(Protocol):
     """Where files live. Expired files are gone for every read, swept or not."""
 
-    async def put(self, conn: AsyncConnection, files: Sequence[FileRow]) -> None:
-        """Store `files`; an id already stored keeps what it holds."""
+    async def put(self, conn: AsyncConnection, files: Sequence[StoredFile]) -> None:
+        """Store `files` (with their content); an id already stored keeps what it holds."""
 
     async def get(self, conn: AsyncConnection, ids: Sequence[str], *, owner: str | None,
                   content: bool = False) -> dict[str, StoredFile]:
@@ -94,7 +95,7 @@ class FileStore(Protocol):
 class PostgresFiles:
     """FileStore keeping metadata and content in the `files` table."""
 
-    async def put(self, conn: AsyncConnection, files: Sequence[FileRow]) -> None:
+    async def put(self, conn: AsyncConnection, files: Sequence[StoredFile]) -> None:
         if files:
             await conn.execute(INSERT, arrays(FileRow, files))
 

@@ -55,6 +55,7 @@ def unnest(model: type[SQLModel]) -> str:
     return f"unnest({casts}) AS r({', '.join(names)})"
 
 
-def arrays(model: type[SQLModel], rows: Sequence[SQLModel]) -> dict[str, list[Any]]:
-    """The parameters of `unnest(model)`: each column's values over `rows`, in row order."""
+def arrays(model: type[SQLModel], rows: Sequence[Any]) -> dict[str, list[Any]]:
+    """The parameters of `unnest(model)`: each column's values over `rows` (objects with an
+    attribute per column), in row order."""
     return {name: [getattr(row, name) for row in rows] for name in columns(model)}

@@ -28,6 +28,9 @@ from schemas.events import (
     PredictionEvent,
 )
 from schemas.files import FileReference, file_references, replace_references
+from schemas.tables import FileRow
+from store.files import StoredFile
+from store.records import columns
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LINKS = FileLinks("http://api.test", b"k" * 32)
@@ -81,8 +84,15 @@ def test_data_uris_round_trip_and_their_size_is_known() -> None:
         uri = datauri.encode(media_type, data)
         assert datauri.decode(uri) == (media_type, data)
         assert datauri.encoded_size(media_type, len(data)) == len(uri)
-    with pytest.raises(ValueError):
-        datauri.decode("data:image/png;base64,***")
+    assert datauri.decode(f"data:image/png;base64,{base64.b64encode(PNG).decode()[:8]}\n "
+                          f"{base64.b64encode(PNG).decode()[8:]}") == ("image/png", PNG)
+    for bad in ("data:image/png;base64,***", "data:image/png;base64,QUJD\n*", "image/png,AAAA"):
+        with pytest.raises(ValueError):
+            datauri.decode(bad)
+
+
+def test_a_stored_file_has_a_field_for_every_column() -> None:
+    assert set(StoredFile.__dataclass_fields__) == set(columns(FileRow))
 
 
 def test_the_largest_upload_fits_one_kafka_request() -> None:
