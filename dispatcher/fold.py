@@ -50,6 +50,12 @@ PROGRESS = frozenset({EventType.OUTPUT, EventType.LOGS})
 """Event types whose webhooks are throttled and coalesced."""
 
 
+def result_expires_at(completed_at: datetime, ttl_seconds: float | None) -> datetime:
+    """When the data of a prediction completed at `completed_at` expires: after its result
+    TTL, or DEFAULT_RESULT_TTL when the create did not say."""
+    return completed_at + timedelta(seconds=DEFAULT_RESULT_TTL if ttl_seconds is None else ttl_seconds)
+
+
 @dataclass
 class Current:
     """One prediction as the projector holds it while folding a batch.
@@ -263,9 +269,7 @@ def _update(current: Current, event: PredictionEvent, base_url: str,
         current.output, current.output_set = data.output, True
     elif isinstance(data, Completed):
         current.completed_at = data.completed_at
-        ttl = current.result_ttl_seconds
-        current.expires_at = data.completed_at + timedelta(
-            seconds=DEFAULT_RESULT_TTL if ttl is None else ttl)
+        current.expires_at = result_expires_at(data.completed_at, current.result_ttl_seconds)
         if data.error is not None:
             current.error = data.error.model_dump(mode="json")
         if data.output is not None:

@@ -22,6 +22,7 @@ from aiokafka.errors import KafkaConnectionError
 from inferhook import tracing
 from inferhook.catalog import load_catalog
 from inferhook.db import create_engine
+from inferhook.filelinks import FileLinks
 from inferhook.kafka import create_producer, ensure_topics
 from inferhook.resilience import Dependency, retrying
 from inferhook.settings import Settings
@@ -31,6 +32,7 @@ from ingest import (
     cancel,
     console,
     docs,
+    files,
     history,
     models,
     predictions,
@@ -49,9 +51,11 @@ from ingest.state import (
     CATALOG,
     CHANGES,
     ENGINE,
+    FILES,
     FINISHED,
     KEYS,
     LIMITER,
+    LINKS,
     PRODUCER,
     RESOLVER,
     SETTINGS,
@@ -59,6 +63,7 @@ from ingest.state import (
     TOPICS,
 )
 from schemas.topics import Topics
+from store.files import PostgresFiles
 
 log = logging.getLogger(__name__)
 
@@ -203,10 +208,12 @@ def build_app(settings: Settings) -> web.Application:
     app[FINISHED] = FinishedCache()
     app[SHARED_READS] = SharedReads()
     app[RESOLVER] = HostResolver()
+    app[FILES] = PostgresFiles()
+    app[LINKS] = FileLinks(settings.base_url, settings.file_link_secret)
     app.cleanup_ctx.extend([_postgres, _changes, _kafka, _probe])
     app.on_startup.append(docs.render_spec)
     for module in (predictions, cancel, history, models, account, system, docs, webhooks, queues,
-                   console, telemetry):
+                   console, telemetry, files):
         app.add_routes(module.routes)
     return app
 

@@ -49,10 +49,11 @@ def prediction_response(row: PredictionRow, request: web.Request, status: int = 
 async def create(request: web.Request, body: PredictionCreate) -> web.Response:
     """Shared by both create routes: validate, honour the headers, accept, maybe wait."""
     app, owner = request.app, request[OWNER]
-    await validate(app, body)
+    model_input = await validate(app, body, owner)
     new = NewPrediction(owner=owner, body=body,
                         cancel_after=headers.cancel_after(request.headers.get("Cancel-After")),
-                        result_ttl_seconds=headers.result_ttl(request.headers.get("Result-TTL")))
+                        result_ttl_seconds=headers.result_ttl(request.headers.get("Result-TTL")),
+                        model_input=model_input)
     key = headers.idempotency_key(request.headers.get("Idempotency-Key"))
     wait = wanted_wait(request)
     prediction_id = str(uuid_utils.uuid7())

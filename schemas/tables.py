@@ -1,4 +1,4 @@
-"""Postgres table models (the read model, accounts and the webhook outbox).
+"""Postgres table models (the read model, accounts, the webhook outbox and files).
 
 Migrations in `migrations/` create exactly these tables; a test compares the two.
 """
@@ -248,3 +248,26 @@ class DispatcherOffsetRow(SQLModel, table=True):
     partition: int = Field(primary_key=True)
     next_offset: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_at: datetime = _ts(nullable=False)
+
+
+class FileRow(SQLModel, table=True):
+    """A stored file: an upload (`POST /v1/files`) or a binary output of a prediction.
+
+    Deleted by the retention sweep once `expires_at` has passed (store.files).
+    """
+
+    __tablename__ = "files"
+
+    id: str = Field(primary_key=True)
+    owner: str
+    purpose: str
+    """What the owner said it is for (uploads), or `output`."""
+    filename: str
+    content_type: str
+    """A bare media type (`image/png`): the `data:` URI an input naming the file gets."""
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = _ts(nullable=False)
+    expires_at: datetime = _ts(nullable=False, index=True)
+    prediction_id: str | None = None
+    """The prediction whose output this file is; None for uploads."""
