@@ -31,6 +31,7 @@ test: provision
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # make bench [ONLY=create,get] [BENCH_ARGS=--soak-seconds 600]: see bench/__main__.py.
+# Issue 11's measurements alone: make bench ONLY=durable,cpu,hops,e2e,capacity,profiles
 ONLY ?=
 BENCH_ARGS ?=
 

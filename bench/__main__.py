@@ -1,8 +1,9 @@
 """`python -m bench`: start a private stack (or use a running one), run the benchmarks,
 write bench/results/latest.json, latest.md and the PNG plots.
 
-    python -m bench                      # everything (< 15 minutes on 2 cores)
+    python -m bench                      # everything (about 20 minutes on 2 cores)
     python -m bench --only create,get    # some; their figures replace those in latest.*
+    python -m bench --only durable,cpu,hops,capacity,profiles   # issue 11's measurements
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from rich.progress import Progress
 
 from bench import plots, profile
 from bench.benchmarks import BENCHMARKS
-from bench.context import DIGITS, Context, Options
+from bench.context import Context, Options
 from bench.machine import facts
 from bench.results import Result, write_json, write_markdown
 from bench.stack import STATE, BenchStack, external, start_private
@@ -64,6 +65,13 @@ def chosen(only: str) -> list[str]:
     return names
 
 
+RETIRED = frozenset({"e2e overhead p50 @ 200/s", "e2e overhead p99 @ 200/s",
+                     "executor served digits", "executor served minilm",
+                     "projection throughput", "webhook deliveries"})
+"""Row names that issue 11's goals table renamed: an older latest.json's rows under them
+are dropped, not kept beside the new ones."""
+
+
 def merge(out: Path, results: list[Result], notes: dict[str, str]
           ) -> tuple[list[Result], dict[str, str]]:
     """With --only: keep the figures of benchmarks not run this time from latest.json."""
@@ -71,7 +79,7 @@ def merge(out: Path, results: list[Result], notes: dict[str, str]
     if not previous.exists():
         return results, notes
     old = json.loads(previous.read_text())
-    fresh = {r.name for r in results}
+    fresh = {r.name for r in results} | RETIRED
     kept = [Result(**r) for r in old.get("results", []) if r["name"] not in fresh]
     return kept + results, {**old.get("notes", {}), **notes}
 
@@ -88,14 +96,6 @@ def open_stack(args: argparse.Namespace, console: Console) -> BenchStack:
         return start_private(durable_postgres=not args.no_fsync)
 
 
-async def warm_up(ctx: Context) -> None:
-    """A few predictions through the whole path, so no benchmark pays for first use."""
-    for _ in range(5):
-        await asyncio.gather(*(ctx.create({"model": DIGITS, "input": ctx.example()})
-                               for _ in range(10)))
-    await ctx.settle()
-
-
 async def run_all(args: argparse.Namespace, stack: BenchStack, console: Console
                   ) -> tuple[list[Result], dict[str, str], Context, str]:
     names = chosen(args.only)
@@ -107,7 +107,7 @@ async def run_all(args: argparse.Namespace, stack: BenchStack, console: Console
     results: list[Result] = []
     try:
         version = str(await db.fetchval("SHOW server_version"))
-        await warm_up(ctx)
+        await ctx.warm_up()
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("benchmarks", total=len(names))
             for name in names:
@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> None:
         (args.out / f"profile-{args.profile}.txt").write_text(profile.summarize(raw))
     for plot in ctx.plots:
         plots.draw(plot, args.out)
+    for name, text in ctx.files.items():
+        (args.out / name).write_text(text)
     if args.only:
         results, notes = merge(args.out, results, notes)
     machine = facts(version, stack.durable_postgres)
@@ -163,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         "options": {"seconds": args.seconds, "soak_seconds": args.soak_seconds,
                     "fill_rows": args.fill_rows},
         "sharing": "services, Kafka, PostgreSQL and load generators share the machine's cores",
+        "postgres_instrumentation": list(stack.instrumented),
         "load_average_1m": {"start": round(load_at_start, 2),
                             "end": round(os.getloadavg()[0], 2)},
     }

@@ -73,6 +73,8 @@ class Context:
     console: Console
     plots: list[Plot] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    """Text files to write next to latest.json (profiles, the hop table), by file name."""
 
     @property
     def tmp(self) -> Path:
@@ -122,6 +124,14 @@ class Context:
                                  headers={**self.auth, **(headers or {})}) as response:
             return response.status, await response.json(), dict(response.headers)
 
+    async def warm_up(self, *, stuck_after: float = 6.0) -> None:
+        """A few predictions through the whole path, so no benchmark pays for first use
+        (after a restart of the services: proof that they work again)."""
+        for _ in range(5):
+            await asyncio.gather(*(self.create({"model": DIGITS, "input": self.example()})
+                                   for _ in range(10)))
+        await self.settle(stuck_after=stuck_after)
+
     async def settle(self, timeout: float = 120.0, stuck_after: float = 6.0) -> bool:
         """Wait until the stack has no unfinished work: every prediction of ours terminal and
         no webhook due. Benchmarks call it so one's backlog doesn't slow the next.
@@ -169,16 +179,21 @@ class Context:
         return result
 
     @asynccontextmanager
-    async def bare_server(self, create_body: bytes, get_body: bytes
-                          ) -> AsyncIterator[tuple[str, int]]:
-        """The baseline aiohttp server in its own process; yields its base URL and pid."""
+    async def bare_server(self, create_body: bytes, get_body: bytes, *,
+                          kafka_topic: str | None = None) -> AsyncIterator[tuple[str, int]]:
+        """The baseline aiohttp server in its own process; yields its base URL and pid.
+        With `kafka_topic`, its create handler first writes the body there (the bare
+        durable handler: acks=all, idempotent)."""
         port = free_port()
         create_file, get_file = self.tmp / "bare-create.json", self.tmp / "bare-get.json"
         create_file.write_bytes(create_body)
         get_file.write_bytes(get_body)
+        durable = (["--kafka", self.stack.kafka_bootstrap, "--topic", kafka_topic]
+                   if kafka_topic else [])
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.tools.bare", "--port", str(port), "--create",
-            str(create_file), "--get", str(get_file), cwd=REPO_ROOT, start_new_session=True)
+            str(create_file), "--get", str(get_file), *durable, cwd=REPO_ROOT,
+            start_new_session=True)
         try:
             await asyncio.to_thread(wait_until, lambda: port_open(port), timeout=30,
                                     what="bare server", log=None)

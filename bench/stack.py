@@ -3,10 +3,15 @@
 The private stack gets its own Kafka and PostgreSQL on free ports with their data under
 `.state/bench/` (wiped at start), a unique topic prefix, and ingest, executor and
 dispatcher as subprocesses started the way `inferhook up` starts them.
+
+Its PostgreSQL records commit timestamps (the hop breakdown reads when a projection
+committed) and preloads pg_stat_statements with tracking off (the profile benchmark turns
+it on for its window); neither changes what the services do.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -15,13 +20,18 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
+
 from cli.infra import LocalKafka, LocalPostgres
 from cli.infra.kafka import resolve_jars
+from cli.infra.postgres import find_bin_dir
 from cli.infra.process import free_port, port_open, spawn, terminate, wait_until
 from inferhook.settings import REPO_ROOT
 
 STATE = REPO_ROOT / ".state" / "bench"
 SERVICES = ("ingest", "executor", "dispatcher")
+SERVICE_ARGS = {"executor": ("inferhook/digits",)}
+"""The executor serves the model the benchmarks send (dedicated mode)."""
 
 
 @dataclass
@@ -31,6 +41,9 @@ class Service:
     name: str
     proc: subprocess.Popen[bytes]
     log: Path
+    args: tuple[str, ...] = ()
+    overrides: dict[str, str] = field(default_factory=dict)
+    """The environment it was started with beyond the stack's (so it can be started again)."""
 
     @property
     def pid(self) -> int:
@@ -55,6 +68,8 @@ class BenchStack:
     topic_prefix: str
     owner: str = "bench"
     durable_postgres: bool = True
+    instrumented: tuple[str, ...] = ()
+    """PostgreSQL settings this benchmark made (see `instrument`)."""
     services: dict[str, Service] = field(default_factory=dict)
     kafka: LocalKafka | None = None
     postgres: LocalPostgres | None = None
@@ -84,7 +99,28 @@ class BenchStack:
         log.write_text("")
         proc = spawn([sys.executable, "-m", "cli", name, *args], log=log,
                      env=self.env(**env))
-        return Service(name, proc, log)
+        return Service(name, proc, log, args, env)
+
+    def stop_service(self, name: str) -> None:
+        """Stop one of the stack's services (SIGTERM: it finishes what it holds)."""
+        terminate(self.services[name].pid, timeout=15)
+
+    def restart_service(self, name: str) -> Service:
+        """Start a stopped service again, as it was started (its log starts over)."""
+        old = self.services[name]
+        self.services[name] = self.spawn_service(name, *old.args, log_name=old.log.stem,
+                                                 **old.overrides)
+        return self.services[name]
+
+    def processes(self) -> dict[str, int]:
+        """The pid of each process of the stack this benchmark started: the three
+        services, Kafka, and PostgreSQL (its server's parent: backends are below it)."""
+        pids = {name: service.pid for name, service in self.services.items()}
+        if self.kafka is not None and self.kafka.pid is not None:
+            pids["kafka"] = self.kafka.pid
+        if self.postgres is not None and self.postgres.pid is not None:
+            pids["postgres"] = self.postgres.pid
+        return pids
 
     def cli(self, *args: str) -> str:
         """Run an `inferhook` command against this stack and return its stdout."""
@@ -102,6 +138,38 @@ class BenchStack:
             self.postgres.stop()
 
 
+INSTRUMENTATION = {"track_commit_timestamp": "on"}
+STATEMENTS = "pg_stat_statements"
+"""Loaded but off (tracking `none`): `bench.statements.tracked_statements` turns it on."""
+
+
+def instrument(postgres: LocalPostgres) -> tuple[str, ...]:
+    """Turn on commit timestamps and load pg_stat_statements (when installed), which takes
+    a restart; return the settings made, for the run's facts."""
+    settings = dict(INSTRUMENTATION)
+    loads = (find_bin_dir().parent / "lib" / f"{STATEMENTS}.so").exists()
+    if loads:
+        settings["shared_preload_libraries"] = STATEMENTS
+
+    async def alter(statements: list[str]) -> None:
+        conn = await asyncpg.connect(postgres.url)
+        try:
+            for statement in statements:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(alter([f"ALTER SYSTEM SET {k} = '{v}'" for k, v in settings.items()]))
+    postgres.stop()
+    postgres.start()
+    if loads:  # its own settings exist only once it is loaded
+        asyncio.run(alter([f"CREATE EXTENSION IF NOT EXISTS {STATEMENTS}",
+                           f"ALTER SYSTEM SET {STATEMENTS}.track = 'none'",
+                           "SELECT pg_reload_conf()"]))
+        settings[f"{STATEMENTS}.track"] = "none"
+    return tuple(f"{k}={v}" for k, v in settings.items())
+
+
 def start_private(*, durable_postgres: bool = True) -> BenchStack:
     """Start Kafka, PostgreSQL (fsync on unless told otherwise) and the three services."""
     if STATE.exists():
@@ -116,15 +184,15 @@ def start_private(*, durable_postgres: bool = True) -> BenchStack:
     try:
         kafka.start()
         postgres.start()
+        stack.instrumented = instrument(postgres)
         port = free_port()
         stack.kafka_bootstrap, stack.database_url = kafka.bootstrap, postgres.url
         stack.base_url = f"http://127.0.0.1:{port}"
         stack.cli("migrate")
         stack.key = stack.cli("keys", "create", "--owner", stack.owner).strip().splitlines()[-1]
         for name in SERVICES:
-            # The executor serves the model the benchmarks send (dedicated mode).
-            args = ("inferhook/digits",) if name == "executor" else ()
-            stack.services[name] = stack.spawn_service(name, *args, INFERHOOK_PORT=str(port))
+            stack.services[name] = stack.spawn_service(name, *SERVICE_ARGS.get(name, ()),
+                                                       INFERHOOK_PORT=str(port))
         # Ingest is ready when it listens; the executor and dispatcher prove themselves
         # when the runner's warm-up predictions come out finished.
         ingest = stack.services["ingest"]

@@ -2,6 +2,7 @@
 
     consumer.py    Kafka side of the projection: read_committed batches, offsets from Postgres
     projector.py   one Postgres transaction per batch, a fixed number of set-based statements
+    outfiles.py    binary outputs become files and references, before the fold (pure)
     fold.py        the projection rule (pure): which events apply and what they change
     throttle.py    which webhooks become outbox rows (pure): output/logs throttling, superseding
     outbox.py      claim (SKIP LOCKED + lease + claim id), send, record; per-endpoint isolation
@@ -10,7 +11,7 @@
     backoff.py     retry schedule with jitter, Retry-After (pure)
     breaker.py     per-endpoint circuit breaker (pure)
     reaper.py      ends predictions that cannot finish by themselves (via Kafka events)
-    retention.py   clears the data of expired predictions
+    retention.py   clears the data of expired predictions, deletes expired files
     service.py     runs them side by side
     errors.py      the package's error tree
 """

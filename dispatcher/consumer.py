@@ -27,12 +27,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import store.offsets
 from dispatcher.projector import project_batch
+from inferhook.filelinks import FileLinks
 from inferhook.kafka import create_consumer
 from inferhook.metrics import PREDICTIONS_COMPLETED, PROJECTION_LAG, consumer_lag
 from inferhook.settings import Settings
 from inferhook.tracing import TraceParents
 from schemas.events import DecodeError, PredictionEvent
 from schemas.topics import Topics
+from store.files import PostgresFiles
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,7 @@ async def project_events(settings: Settings, engine: AsyncEngine, stop: asyncio.
                                group_id=Topics(settings.kafka.topic_prefix).dispatcher_group,
                                max_poll_records=MAX_BATCH, fetch_max_wait_ms=50)
     listener = SeekToStoredOffsets(consumer, engine, topic)
+    files, links = PostgresFiles(), FileLinks(settings.base_url, settings.file_link_secret)
     consumer.subscribe([topic], listener=listener)
     await consumer.start()
     ahead: asyncio.Queue[tuple[int, Batch]] = asyncio.Queue(maxsize=1)
@@ -144,9 +147,8 @@ async def project_events(settings: Settings, engine: AsyncEngine, stop: asyncio.
                 if generation == listener.generation:
                     async with engine.begin() as conn:
                         applied = await project_batch(
-                            conn, batch.events, batch.offsets, raw=batch.raw,
-                            base_url=settings.base_url,
-                            progress_interval=settings.webhook.progress_interval)
+                            conn, batch.events, batch.offsets, raw=batch.raw, files=files,
+                            links=links, progress_interval=settings.webhook.progress_interval)
                     on_batch()
                     for model, status in applied.completed:
                         PREDICTIONS_COMPLETED.labels(model, status).inc()

@@ -28,7 +28,7 @@ from typing import Any
 from schemas.api import WebhookEvent
 from schemas.events import Completed, Created, EventType, Logs, Output, PredictionEvent, Started
 from schemas.status import Status
-from schemas.tables import PredictionRow
+from schemas.tables import PredictionRow, api_prediction
 from schemas.webhooks import webhook_id
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,12 @@ COLUMNS = tuple(PredictionRow.model_fields)
 """The read model's columns: `Current` has a field for each (a test checks)."""
 PROGRESS = frozenset({EventType.OUTPUT, EventType.LOGS})
 """Event types whose webhooks are throttled and coalesced."""
+
+
+def result_expires_at(completed_at: datetime, ttl_seconds: float | None) -> datetime:
+    """When the data of a prediction completed at `completed_at` expires: after its result
+    TTL, or DEFAULT_RESULT_TTL when the create did not say."""
+    return completed_at + timedelta(seconds=DEFAULT_RESULT_TTL if ttl_seconds is None else ttl_seconds)
 
 
 @dataclass
@@ -99,8 +105,7 @@ class Current:
 
     def api_body(self, base_url: str) -> bytes:
         """The prediction object as GET returns it (the webhook body)."""
-        row = PredictionRow.model_validate({name: getattr(self, name) for name in COLUMNS})
-        return row.to_api(base_url).model_dump_json().encode()
+        return api_prediction(self, base_url).model_dump_json().encode()
 
 
 @dataclass(frozen=True)
@@ -267,9 +272,7 @@ def _update(current: Current, event: PredictionEvent, base_url: str,
         current.output, current.output_set = data.output, True
     elif isinstance(data, Completed):
         current.completed_at = data.completed_at
-        ttl = current.result_ttl_seconds
-        current.expires_at = data.completed_at + timedelta(
-            seconds=DEFAULT_RESULT_TTL if ttl is None else ttl)
+        current.expires_at = result_expires_at(data.completed_at, current.result_ttl_seconds)
         if data.error is not None:
             current.error = data.error.model_dump(mode="json")
         if data.output is not None:

@@ -1,6 +1,7 @@
 """Projects batches of inferhook.events into Postgres with a fixed number of statements.
 
 One Postgres transaction per batch: lock the touched predictions and their held events,
+store binary outputs as files and put references in their place (dispatcher.outfiles),
 fold the events over them (dispatcher.fold), write the changed rows, the history, the
 webhook outbox rows and the events held for predictions not known yet, NOTIFY
 `inferhook_prediction_changed` once per changed prediction, and store the next offset of
@@ -18,10 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 import store.offsets
 from dispatcher.fold import PROGRESS, Current, Folded, Held, fold
+from dispatcher.outfiles import externalize
 from dispatcher.throttle import Plan, QueuedProgress, plan
+from inferhook.filelinks import FileLinks
 from schemas.events import EventType, PredictionEvent, utcnow
 from schemas.status import TERMINAL
 from store import outbox, parked, predictions
+from store.files import FileStore
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +42,20 @@ class Applied:
 
 
 async def project_batch(conn: AsyncConnection, events: Sequence[PredictionEvent],
-                        offsets: dict[tuple[str, int], int], *, base_url: str,
-                        progress_interval: float, raw: Sequence[bytes] | None = None) -> Applied:
+                        offsets: dict[tuple[str, int], int], *, files: FileStore,
+                        links: FileLinks, progress_interval: float,
+                        raw: Sequence[bytes] | None = None) -> Applied:
     """Apply `events` (arrival order) and store `offsets` inside the caller's transaction.
 
-    `raw` optionally carries each event's data as it came from Kafka (see fold).
+    `raw` optionally carries each event's data as it came from Kafka (see fold). Binary
+    outputs go to `files`, referenced by `links` (whose base URL is also the API's).
     """
     ids = sorted({e.subject for e in events})
     rows = {row["id"]: Current(**row) for row in await predictions.lock(conn, ids)}
     held = await _load_held(conn, ids)
-    folded = fold(rows, events, base_url, raw, held)
+    batch = externalize(rows, events, raw, held, links)
+    await files.put(conn, batch.files)
+    folded = fold(rows, batch.events, links.base_url, batch.raw, batch.held)
     changed = folded.changed
     await predictions.write(conn, [r.values(whole=True) for r in changed if r.new],
                             [r.values(whole=False) for r in changed if not r.new])

@@ -29,6 +29,7 @@ from inferhook.resilience import Dependency, retrying
 from inferhook.settings import Settings
 from inferhook.tracing import TraceParents
 from schemas.topics import Topics
+from store.files import PostgresFiles
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,8 @@ async def _run(settings: Settings, stop: asyncio.Event, *, project: bool, delive
                 group.create_task(report_outbox(engine, stop, interval=settings.metrics.refresh_seconds))
             if housekeeping:
                 group.create_task(_reap(settings, engine, stop))
-                group.create_task(run_retention(engine, stop, interval=hooks.retention_interval))
+                group.create_task(run_retention(engine, stop, interval=hooks.retention_interval,
+                                                files=PostgresFiles()))
     finally:
         await session.close()
         await engine.dispose()

@@ -1,43 +1,22 @@
-"""Decoding of media inputs sent as `data:` URIs (RFC 2397), base64 only: images and WAV audio."""
+"""Decoding of media inputs sent as `data:` URIs (RFC 2397), base64 only: images and WAV audio.
+
+The URI itself is parsed by inferhook.datauri (one rule for every service).
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
-import re
 import wave
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from inferhook.datauri import decode as decode_data_uri
+
+__all__ = ["decode_audio", "decode_data_uri", "decode_image"]
+
 MAX_IMAGE_SIDE = 4096
 """Largest width or height decode_image accepts (against decompression bombs)."""
-
-_DATA_URI = re.compile(
-    r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[\w.+-]+=[^;,]*)*);base64,(?P<data>.*)$",
-    re.DOTALL,
-)
-
-
-def decode_data_uri(uri: str) -> tuple[str, bytes]:
-    """Split a base64 `data:` URI into its media type and decoded bytes.
-
-    The media type defaults to `text/plain` when the URI leaves it out. Raises ValueError
-    for anything that is not a well-formed base64 data URI.
-    """
-    if not isinstance(uri, str):
-        raise ValueError("expected a data URI string")
-    match = _DATA_URI.match(uri)
-    if match is None:
-        raise ValueError("not a base64 data URI (expected 'data:<type>;base64,<data>')")
-    media_type = (match.group("type") or "text/plain").lower()
-    payload = re.sub(r"\s+", "", match.group("data"))
-    try:
-        data = base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError(f"bad base64 in data URI: {exc}") from None
-    return media_type, data
 
 
 def decode_image(uri: str, mode: str = "L") -> Image.Image:

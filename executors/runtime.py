@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes.util
 import importlib.util
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -97,9 +98,13 @@ def load_handler(entry: CatalogEntry) -> ModuleType:
     if spec is None or spec.loader is None:
         raise ModelLoadError(f"{entry.name}: cannot import handler {path}")
     module = importlib.util.module_from_spec(spec)
+    # Registered first, as importlib's recipe does: dataclasses (and pickling) in a handler
+    # look their module up in sys.modules while it runs.
+    sys.modules[spec.name] = module
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
+        del sys.modules[spec.name]
         raise ModelLoadError(f"{entry.name}: handler {path}: {exc}") from exc
     if callable(getattr(module, "predict", None)):
         return module

@@ -35,6 +35,10 @@ RETRY_BACKOFF_MS = 250
 """Pause between retries and metadata refreshes while a leader is being elected."""
 DELIVERY_TIMEOUT_S = 60.0
 """Bound on one `send_and_wait`: a failover plus one full request, then KafkaTimeoutError."""
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""Largest record our producers send and our topics take (`max.message.bytes`). A request
+carries the input with its files inlined as base64, so ingest refuses (413) an input that
+would not fit before it writes anything (see ingest.inputs)."""
 
 
 class DurableProducer(AIOKafkaProducer):  # type: ignore[misc]
@@ -73,7 +77,7 @@ def create_producer(settings: KafkaSettings, *, client_id: str,
     return DurableProducer(
         bootstrap_servers=settings.bootstrap, client_id=client_id, acks="all",
         enable_idempotence=True, linger_ms=1, request_timeout_ms=request_timeout_ms,
-        retry_backoff_ms=RETRY_BACKOFF_MS, max_request_size=16 * 1024 * 1024,
+        retry_backoff_ms=RETRY_BACKOFF_MS, max_request_size=MAX_MESSAGE_BYTES,
         delivery_timeout_s=delivery_timeout_s,
     )
 
@@ -97,7 +101,7 @@ def create_consumer(settings: KafkaSettings, *, client_id: str, group_id: str | 
 def topic_configs(settings: KafkaSettings) -> dict[str, str]:
     """Configs of the topics we create: with replicas, an acks=all write must reach two of
     them (min.insync.replicas 2), so an acked record survives losing any one broker."""
-    configs = {"max.message.bytes": str(16 * 1024 * 1024)}
+    configs = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
     if settings.replication_factor > 1:
         configs["min.insync.replicas"] = str(min(2, settings.replication_factor))
     return configs

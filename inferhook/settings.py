@@ -7,6 +7,8 @@ dev stack that `inferhook up` starts.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
@@ -133,6 +135,20 @@ class ApiSettings(BaseSettings):
     """Reads one key may make at once before the rate applies."""
 
 
+class FilesSettings(BaseSettings):
+    """Files: uploads, outputs stored as files, signed content links (INFERHOOK_FILES_…)."""
+
+    model_config = SettingsConfigDict(env_prefix="INFERHOOK_FILES_", extra="ignore",
+                                      use_attribute_docstrings=True)
+
+    signing_secret: SecretStr = SecretStr("")
+    """HMAC key of signed file links, the same for all services; empty = derived from the database URL."""
+    max_upload_bytes: int = 10 * 1024 * 1024
+    """Largest file `POST /v1/files` takes (a file named in an input travels base64 in the Kafka request)."""
+    upload_ttl_seconds: float = 7 * 86400.0
+    """How long an uploaded file is kept (outputs stored as files expire with their prediction's result)."""
+
+
 class ExecutorSettings(BaseSettings):
     """How an executor runs its models (INFERHOOK_EXECUTOR_…)."""
 
@@ -210,6 +226,7 @@ class Settings(BaseSettings):
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    files: FilesSettings = Field(default_factory=FilesSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
 
@@ -224,3 +241,14 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         """Public base URL without a trailing slash."""
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def file_link_secret(self) -> bytes:
+        """The HMAC key of signed file links: INFERHOOK_FILES_SIGNING_SECRET, or when that is
+        empty one derived from the database URL (every service of a deployment shares that
+        URL, and its password keeps the key secret; set the secret where the URL has none)."""
+        given = self.files.signing_secret.get_secret_value()
+        if given:
+            return given.encode()
+        url = self.database.url.get_secret_value().encode()
+        return hmac.new(url, b"inferhook file links", hashlib.sha256).digest()

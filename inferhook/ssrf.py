@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -62,14 +64,43 @@ def check_url_syntax(url: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
-async def check_url(url: str, allow: Sequence[IPNetwork]) -> None:
+class HostResolver:
+    """Resolves webhook hosts, reusing an answer for `ttl` seconds (at most `size` hosts).
+
+    An IP literal is its own answer (no lookup). The dispatcher checks the address it really
+    connects to on every attempt, so reusing an answer here only spares lookups.
+    """
+
+    def __init__(self, ttl: float = 30.0, size: int = 4096) -> None:
+        self.ttl, self.size = ttl, size
+        self.answers: OrderedDict[tuple[str, int], tuple[float, list[IPAddress]]] = OrderedDict()
+
+    async def resolve(self, host: str, port: int) -> list[IPAddress]:
+        """The addresses `host` stands for; UnsafeWebhookURL when it does not resolve."""
+        try:
+            return [ipaddress.ip_address(host)]
+        except ValueError:
+            pass
+        now = time.monotonic()
+        cached = self.answers.get((host, port))
+        if cached is not None and now - cached[0] < self.ttl:
+            return cached[1]
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port,
+                                                                 type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise UnsafeWebhookURL(f"webhook host {host!r} does not resolve") from exc
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+        self.answers[(host, port)] = (now, addresses)
+        self.answers.move_to_end((host, port))
+        while len(self.answers) > self.size:
+            self.answers.popitem(last=False)
+        return addresses
+
+
+async def check_url(url: str, allow: Sequence[IPNetwork], resolver: HostResolver) -> None:
     """Raise UnsafeWebhookURL unless every address the URL's host resolves to is allowed."""
     host, port = check_url_syntax(url)
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise UnsafeWebhookURL(f"webhook host {host!r} does not resolve") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
+    for address in await resolver.resolve(host, port):
         if not address_allowed(address, allow):
             raise UnsafeWebhookURL(f"webhook host {host!r} resolves to a refused address {address}")

@@ -22,14 +22,17 @@ from aiokafka.errors import KafkaConnectionError
 from inferhook import tracing
 from inferhook.catalog import load_catalog
 from inferhook.db import create_engine
+from inferhook.filelinks import FileLinks
 from inferhook.kafka import create_producer, ensure_topics
 from inferhook.resilience import Dependency, retrying
 from inferhook.settings import Settings
+from inferhook.ssrf import HostResolver
 from ingest import (
     account,
     cancel,
     console,
     docs,
+    files,
     history,
     models,
     predictions,
@@ -49,15 +52,19 @@ from ingest.state import (
     CATALOG,
     CHANGES,
     ENGINE,
+    FILES,
     FINISHED,
     KEYS,
     LIMITER,
+    LINKS,
     PRODUCER,
+    RESOLVER,
     SETTINGS,
     SHARED_READS,
     TOPICS,
 )
 from schemas.topics import Topics
+from store.files import PostgresFiles
 
 log = logging.getLogger(__name__)
 
@@ -201,10 +208,13 @@ def build_app(settings: Settings) -> web.Application:
     app[LIMITER] = RateLimiter(settings.api)
     app[FINISHED] = FinishedCache()
     app[SHARED_READS] = SharedReads()
+    app[RESOLVER] = HostResolver()
+    app[FILES] = PostgresFiles()
+    app[LINKS] = FileLinks(settings.base_url, settings.file_link_secret)
     app.cleanup_ctx.extend([_postgres, _changes, _kafka, _probe])
     app.on_startup.append(docs.render_spec)
     for module in (predictions, cancel, history, models, account, system, docs, webhooks, queues,
-                   console, telemetry, tasks):
+                   console, telemetry, files, tasks):
         app.add_routes(module.routes)
     return app
 

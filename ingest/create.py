@@ -17,7 +17,8 @@ from inferhook.ssrf import UnsafeWebhookURL, check_url
 from ingest.body import check_schema
 from ingest.errors import NotFound, ServiceUnavailable, Unprocessable
 from ingest.idempotency import Reservation
-from ingest.state import CATALOG, ENGINE, PRODUCER, SETTINGS, TOPICS
+from ingest.inputs import resolve_files
+from ingest.state import CATALOG, ENGINE, PRODUCER, RESOLVER, SETTINGS, TOPICS
 from schemas.api import PredictionCreate, ProblemItem
 from schemas.events import CREATED_SEQUENCE, Created, EventType, PredictionEvent, utcnow
 from schemas.status import Status
@@ -38,29 +39,39 @@ class NewPrediction:
     body: PredictionCreate
     cancel_after: timedelta | None = None
     result_ttl_seconds: float | None = None
+    model_input: dict[str, Any] | None = None
+    """The input as the model gets it (named files inlined), when it is not `body.input`."""
     kind: TaskKind | None = None
     """Set when made through `/v1/async/<kind>`."""
     task_options: dict[str, Any] | None = None
     """With `kind`: the request options its result is shaped by."""
 
 
-async def validate(app: web.Application, body: PredictionCreate) -> None:
-    """404 for an unknown model; 422 for input breaking its schema or an unsafe webhook."""
+async def validate(app: web.Application, body: PredictionCreate,
+                   owner: str) -> dict[str, Any] | None:
+    """404 for an unknown model; 422 for input breaking its schema, naming a file `owner`
+    does not have, or an unsafe webhook; 413 for files too large to inline.
+
+    Returns the input the model gets when it names files (see ingest.inputs), else None;
+    the schema is checked on that input.
+    """
     entry = app[CATALOG].get(body.model)
     if entry is None:
         raise NotFound(f"model {body.model!r} does not exist; GET /v1/models lists them")
-    check_schema(entry.validator, body.input, "input")
+    model_input = await resolve_files(app, owner, body.input)
+    check_schema(entry.validator, body.input if model_input is None else model_input, "input")
     if body.webhook is not None:
         try:
-            await check_url(body.webhook, app[SETTINGS].webhook.allow_nets)
+            await check_url(body.webhook, app[SETTINGS].webhook.allow_nets, app[RESOLVER])
         except UnsafeWebhookURL as exc:
             raise Unprocessable(str(exc), [ProblemItem(loc=["body", "webhook"], msg=str(exc))]) from exc
+    return model_input
 
 
 async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
                  reservation: Reservation | None) -> PredictionRow:
-    """Write `created` durably (acks=all) to the events topic, then to the request topic,
-    then the row.
+    """Write `created` durably (acks=all) to the events topic, then to the request topic
+    (with the model's input: named files inlined), then the row.
 
     In that order: the request must not be consumable before `created` is durable on the
     events topic, or the executor's `started` and outcome could land in the events partition
@@ -85,7 +96,7 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
             await _release(app, reservation)
         raise ServiceUnavailable("Kafka did not accept the prediction; nothing was created, "
                                  "retry") from exc
-    await _enqueue(app, event, body.model)
+    await _enqueue(app, _request(event, new.model_input), body.model)
     row = PredictionRow(id=prediction_id, owner=new.owner, model=body.model,
                         status=Status.PENDING.value, input=body.input, webhook=body.webhook,
                         webhook_events_filter=created.webhook_events_filter,
@@ -110,7 +121,8 @@ async def resume(app: web.Application, row: PredictionRow, reservation: Reservat
 
     The request may already be in Kafka (the creator died after writing it): the model then
     runs twice, and the read model keeps one outcome (executor events have fixed sequences).
-    503 when Kafka refuses; the reservation stays open for the next retry.
+    503 when Kafka refuses; the reservation stays open for the next retry. The files the
+    input names are inlined again (422 if one was deleted meanwhile).
     """
     if row.status != Status.PENDING:
         return  # it started: the request was consumed
@@ -119,7 +131,8 @@ async def resume(app: web.Application, row: PredictionRow, reservation: Reservat
                       created_at=row.created_at, deadline=row.deadline,
                       result_ttl_seconds=row.result_ttl_seconds,
                       kind=TaskKind(row.kind) if row.kind else None, task_options=row.task_options)
-    await _enqueue(app, _created_event(row.id, created), row.model)
+    model_input = await resolve_files(app, row.owner, created.input)
+    await _enqueue(app, _request(_created_event(row.id, created), model_input), row.model)
     log.warning("prediction %s: its create was interrupted; request written again", row.id)
     async with app[ENGINE].begin() as conn:
         await reservation.commit(conn)
@@ -133,6 +146,13 @@ async def _enqueue(app: web.Application, event: PredictionEvent, model: str) -> 
         log.warning("prediction %s created but not queued: %r", event.subject, exc)
         raise ServiceUnavailable("Kafka did not accept the prediction's request; retry with "
                                  "the same Idempotency-Key to finish it") from exc
+
+
+def _request(event: PredictionEvent, model_input: dict[str, Any] | None) -> PredictionEvent:
+    """The request record of a `created` event: the same event, with the model's input."""
+    if model_input is None or not isinstance(event.data, Created):
+        return event
+    return event.model_copy(update={"data": event.data.model_copy(update={"input": model_input})})
 
 
 def _created_event(prediction_id: str, created: Created) -> PredictionEvent:

@@ -3,10 +3,15 @@
     ApiError
     ├── BadRequest            400  malformed JSON, bad query parameters
     ├── Unauthorized          401  missing or unknown API key
-    ├── NotFound              404  unknown route, model or prediction (incl. other owners')
-    ├── PayloadTooLarge       413  body over INFERHOOK_MAX_BODY_BYTES
+    ├── Forbidden             403  a signed file link that expired or is not ours
+    ├── NotFound              404  unknown route, model, prediction or file (incl. other
+    │                              owners')
+    ├── PayloadTooLarge       413  body over INFERHOOK_MAX_BODY_BYTES, an upload over
+    │                              INFERHOOK_FILES_MAX_UPLOAD_BYTES, an input whose files
+    │                              do not fit one Kafka request
     ├── Conflict              409  Idempotency-Key reused with another body, or still in flight
-    ├── UnsupportedMediaType  415  body is not application/json
+    ├── UnsupportedMediaType  415  body is not application/json (multipart/form-data
+    │                              for uploads)
     ├── HttpError             any  aiohttp's own HTTP errors (405 and the like), reshaped
     ├── Unprocessable         422  valid JSON that breaks the schema (lists every problem)
     ├── TooManyRequests       429  the key's rate limit is spent (Retry-After, RateLimit-*)
@@ -46,6 +51,10 @@ class BadRequest(ApiError):
 
 class Unauthorized(ApiError):
     status, type, title = 401, "unauthorized", "Unauthorized"
+
+
+class Forbidden(ApiError):
+    status, type, title = 403, "forbidden", "Forbidden"
 
 
 class NotFound(ApiError):

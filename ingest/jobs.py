@@ -7,12 +7,14 @@ to answer.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from ingest.adapters.base import Adapter, Finished
 from schemas.api import AsyncJob, JobError, JobErrorDetail, JobStatus
 from schemas.events import PredictionError
+from schemas.files import file_references
 from schemas.status import FailureReason, Status
 from schemas.tables import PredictionRow
 
@@ -38,8 +40,10 @@ def visible(row: PredictionRow, kind: str, now: datetime) -> bool:
     return row.expires_at is None or row.expires_at > now
 
 
-def job_of(row: PredictionRow, adapter: Adapter[Any]) -> AsyncJob:
-    """The job as the poll shows it: the result made by `adapter` once it succeeded.
+def job_of(row: PredictionRow, adapter: Adapter[Any],
+           files: Mapping[str, bytes] | None = None) -> AsyncJob:
+    """The job as the poll shows it: the result made by `adapter` once it succeeded (with
+    `files`, the content of the output's files, when `wants_files` says it needs them).
 
     An output the adapter cannot read makes the job failed (500, code `output_mismatch`),
     not the poll: the prediction did run, its output is at /v1/predictions/{id}.
@@ -56,7 +60,7 @@ def job_of(row: PredictionRow, adapter: Adapter[Any]) -> AsyncJob:
         return _failed(job, code, kind, error.message if error else "the prediction failed",
                        reason.value)
     done = Finished(id=row.id, model=row.model, created_at=row.created_at, input=row.input or {},
-                    output=row.output, options=row.task_options or {})
+                    output=row.output, options=row.task_options or {}, files=files or {})
     try:
         result = adapter.result(done)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
@@ -66,6 +70,15 @@ def job_of(row: PredictionRow, adapter: Adapter[Any]) -> AsyncJob:
                        "output_mismatch")
     job.status_code, job.result = 200, result
     return job
+
+
+def wants_files(row: PredictionRow, adapter: Adapter[Any]) -> list[str]:
+    """Ids of the output's files whose content the result needs (none unless it succeeded
+    and the adapter, with the job's options, reads file content)."""
+    if row.status != Status.SUCCEEDED or not adapter.needs_files(row.task_options or {}):
+        return []
+    return sorted({file_id for _, file_id in file_references(row.output)
+                   if isinstance(file_id, str)})
 
 
 def _failed(job: AsyncJob, status_code: int, kind: str, message: str, code: str) -> AsyncJob:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -25,6 +27,21 @@ log = logging.getLogger(__name__)
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs",
                           # the console's shell only; its data comes from the /v1 API
                           "/console", "/console/app.js", "/console/console.css"})
+_SIGNED = "__signed_link__"
+
+Handled = TypeVar("Handled", bound=Callable[..., Any])
+
+
+def signed_link(handler: Handled) -> Handled:
+    """Mark a route that also opens to a signed link: a request to it without a key but
+    with a `signature` query parameter skips authentication (the handler checks the link)."""
+    setattr(handler, _SIGNED, True)
+    return handler
+
+
+def _by_signed_link(request: web.Request) -> bool:
+    return ("Authorization" not in request.headers and "signature" in request.query
+            and getattr(request.match_info.handler, _SIGNED, False))
 
 
 def problem_response(error: ApiError) -> web.Response:
@@ -67,10 +84,11 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve `Authorization: Bearer <key>` to an owner and charge the key's rate limit.
 
-    Every non-public route needs a key. POSTs draw from the key's create bucket, other
-    methods from its read bucket (one middleware for both: it is on every request's path).
+    Every non-public route needs a key, except a request that brings a signed link to a
+    route marked `signed_link`. POSTs draw from the key's create bucket, other methods from
+    its read bucket (one middleware for both: it is on every request's path).
     """
-    if request.path in PUBLIC_PATHS:
+    if request.path in PUBLIC_PATHS or _by_signed_link(request):
         return await handler(request)
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     key = key.strip()

@@ -36,10 +36,11 @@ _PATH_PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 ERROR_TITLES = {
     400: "Malformed request (bad JSON, query or header)",
     401: "Missing, unknown or revoked API key",
+    403: "Signed link expired or not valid",
     404: "No such route, model or prediction (another owner's predictions included)",
     409: "Conflict",
     413: "Body over the size limit",
-    415: "Body is not of the media type the route takes (application/json unless said)",
+    415: "Body is not application/json (or multipart/form-data where the route takes a form)",
     422: "Valid JSON that breaks the schema; every problem is listed",
     429: "Rate limit spent; see Retry-After",
     500: "Unexpected error (logged)",
@@ -64,6 +65,8 @@ class Operation:
     responses: dict[int, type[BaseModel] | None]
     """Success answers: status → body model (None: no JSON body, see `media_type`)."""
     body: type[BaseModel] | None = None
+    form: type[BaseModel] | None = None
+    """A multipart/form-data body instead of JSON (`bytes` fields are file parts)."""
     query: type[BaseModel] | None = None
     headers: tuple[HeaderParam, ...] = ()
     response_headers: dict[int, dict[str, str]] = field(default_factory=dict)
@@ -73,6 +76,8 @@ class Operation:
     tags: tuple[str, ...] = ()
     public: bool = False
     """True when no API key is needed."""
+    signed: bool = False
+    """True when a signed link (its query) may stand in for the API key."""
     media_type: str = "application/json"
     """Media type of the success answers."""
     description: str = ""
@@ -80,25 +85,23 @@ class Operation:
     """Path parameter the answer's `id` fills (e.g. prediction_id): adds OpenAPI links."""
     stream_item: type[BaseModel] | None = None
     """text/event-stream answers: the model each event's `data` holds (as JSON)."""
-    body_media_type: str = "application/json"
-    """Media type of the request body (multipart/form-data for file uploads)."""
 
 
 def operation(summary: str, *, responses: dict[int, type[BaseModel] | None],
-              body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
-              headers: Iterable[HeaderParam] = (),
+              body: type[BaseModel] | None = None, form: type[BaseModel] | None = None,
+              query: type[BaseModel] | None = None, headers: Iterable[HeaderParam] = (),
               response_headers: dict[int, dict[str, str]] | None = None,
               errors: Iterable[int] = (), tags: Iterable[str] = (), public: bool = False,
-              media_type: str = "application/json", description: str = "",
-              creates: str | None = None,
-              stream_item: type[BaseModel] | None = None,
-              body_media_type: str = "application/json") -> Callable[[Handler], Handler]:
+              signed: bool = False, media_type: str = "application/json",
+              description: str = "", creates: str | None = None,
+              stream_item: type[BaseModel] | None = None) -> Callable[[Handler], Handler]:
     """Attach OpenAPI documentation to a handler (see the module docstring)."""
-    described = Operation(summary=summary, responses=responses, body=body, query=query,
-                          headers=tuple(headers), response_headers=response_headers or {},
-                          errors=tuple(errors), tags=tuple(tags), public=public,
+    described = Operation(summary=summary, responses=responses, body=body, form=form,
+                          query=query, headers=tuple(headers),
+                          response_headers=response_headers or {}, errors=tuple(errors),
+                          tags=tuple(tags), public=public, signed=signed,
                           media_type=media_type, description=description, creates=creates,
-                          stream_item=stream_item, body_media_type=body_media_type)
+                          stream_item=stream_item)
 
     def mark(handler: Handler) -> Handler:
         setattr(handler, ATTRIBUTE, described)
@@ -133,8 +136,10 @@ def _error_statuses(op: Operation, path: str) -> set[int]:
         statuses |= {401, 429}
     if _PATH_PARAM.search(path) or op.body is not None:
         statuses.add(404)
-    if op.body is not None:
+    if op.body is not None or op.form is not None:
         statuses |= {413, 415, 422}
+    if op.signed:
+        statuses.add(403)
     return statuses
 
 
@@ -156,8 +161,9 @@ def _model_refs(ops: list[Operation]) -> tuple[Refs, dict[str, Any]]:
     wanted: dict[tuple[type[BaseModel], Literal["validation", "serialization"]], None] = {
         (Problem, "serialization"): None}
     for op in ops:
-        if op.body is not None:
-            wanted[(op.body, "validation")] = None
+        for body in (op.body, op.form):
+            if body is not None:
+                wanted[(body, "validation")] = None
         for model in [*op.responses.values(), op.stream_item]:
             if model is not None:
                 wanted[(model, "serialization")] = None
@@ -225,9 +231,14 @@ def _operation_object(method: str, path: str, handler_name: str, op: Operation,
         described_op["description"] = op.description
     if op.body is not None:
         described_op["requestBody"] = {"required": True, "content": {
-            op.body_media_type: {"schema": refs[(op.body, "validation")]}}}
+            "application/json": {"schema": refs[(op.body, "validation")]}}}
+    if op.form is not None:
+        described_op["requestBody"] = {"required": True, "content": {
+            "multipart/form-data": {"schema": refs[(op.form, "validation")]}}}
     if op.public:
         described_op["security"] = []
+    elif op.signed:
+        described_op["security"] = [{"bearer": []}, {}]
     return described_op
 
 

@@ -59,17 +59,18 @@ class Submitted:
     """Seconds `Prefer: wait` asked for (the row is as it stood after waiting), or None."""
 
 
-async def submit(request: web.Request, body: PredictionCreate, *, kind: TaskKind | None = None,
-                 task_options: dict[str, Any] | None = None,
+async def submit(request: web.Request, body: PredictionCreate, model_input: dict[str, Any] | None,
+                 *, kind: TaskKind | None = None, task_options: dict[str, Any] | None = None,
                  ttl_headers: tuple[str, ...] = ("Result-TTL",)) -> Submitted:
-    """Accept a validated create honouring its headers (Cancel-After, the first of
-    `ttl_headers` present, Idempotency-Key, Prefer: wait): the one path every create takes."""
+    """Accept a create `validate` passed (`model_input` is what it returned) honouring its
+    headers (Cancel-After, the first of `ttl_headers` present, Idempotency-Key, Prefer:
+    wait): the one path every create takes."""
     app, owner = request.app, request[OWNER]
     ttl = next((request.headers[name] for name in ttl_headers if name in request.headers), None)
     new = NewPrediction(owner=owner, body=body,
                         cancel_after=headers.cancel_after(request.headers.get("Cancel-After")),
-                        result_ttl_seconds=headers.result_ttl(ttl), kind=kind,
-                        task_options=task_options)
+                        result_ttl_seconds=headers.result_ttl(ttl), model_input=model_input,
+                        kind=kind, task_options=task_options)
     key = headers.idempotency_key(request.headers.get("Idempotency-Key"))
     wait = wanted_wait(request)
     prediction_id = str(uuid_utils.uuid7())
@@ -93,8 +94,8 @@ async def submit(request: web.Request, body: PredictionCreate, *, kind: TaskKind
 
 async def create(request: web.Request, body: PredictionCreate) -> web.Response:
     """Shared by both create routes: validate, accept, answer with the prediction."""
-    await validate(request.app, body)
-    submitted = await submit(request, body)
+    model_input = await validate(request.app, body, request[OWNER])
+    submitted = await submit(request, body, model_input)
     prediction = submitted.row.to_api(request.app[SETTINGS].base_url)
     response = web.Response(status=200 if submitted.replayed else 201,
                             text=prediction.model_dump_json(), content_type="application/json")

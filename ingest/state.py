@@ -7,7 +7,9 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inferhook.catalog import CatalogEntry
+from inferhook.filelinks import FileLinks
 from inferhook.settings import Settings
+from inferhook.ssrf import HostResolver
 from ingest.changes import ChangeFeed
 from ingest.finished import FinishedCache
 from ingest.keycache import KeyCache
@@ -15,6 +17,7 @@ from ingest.ratelimit import RateLimiter
 from ingest.reads import SharedReads
 from schemas.topics import Topics
 from store.accounts import KeyInfo
+from store.files import FileStore
 
 SETTINGS = web.AppKey("settings", Settings)
 TOPICS = web.AppKey("topics", Topics)
@@ -29,6 +32,12 @@ FINISHED = web.AppKey("finished", FinishedCache)
 LIMITER = web.AppKey("limiter", RateLimiter)
 SHARED_READS = web.AppKey("shared_reads", SharedReads)
 """Coalesces the reads of waiters woken together."""
+RESOLVER = web.AppKey("resolver", HostResolver)
+"""Webhook hosts' addresses, reused for a few seconds."""
+FILES: web.AppKey[FileStore] = web.AppKey("files")
+"""Uploads and outputs stored as files."""
+LINKS = web.AppKey("links", FileLinks)
+"""Makes and checks signed file content links."""
 OPENAPI = web.AppKey("openapi", bytes)
 """The OpenAPI document, rendered once at start-up."""
 OWNER = web.RequestKey("owner", str)

@@ -25,11 +25,11 @@ from ingest.body import parse, read_json
 from ingest.create import validate
 from ingest.errors import BadRequest, NotFound, Unprocessable
 from ingest.forms import read_form
-from ingest.jobs import NOT_FOUND, job_of, visible
+from ingest.jobs import NOT_FOUND, job_of, visible, wants_files
 from ingest.openapi import operation
 from ingest.predictions import submit
 from ingest.reads import load_prediction
-from ingest.state import CATALOG, ENGINE, OWNER, SETTINGS
+from ingest.state import CATALOG, ENGINE, FILES, OWNER, SETTINGS
 from ingest.waiting import preference_applied, wait_terminal, wanted_wait
 from schemas.api import AsyncJob, PredictionCreate, ProblemItem
 from schemas.events import utcnow
@@ -71,10 +71,15 @@ def relocated(error: Unprocessable, adapter: Adapter[Any]) -> Unprocessable:
     return Unprocessable(error.detail.replace("`input`", "the request"), items)
 
 
-def job_response(request: web.Request, row: PredictionRow, adapter: Adapter[Any],
-                 wait: int | None) -> web.Response:
+async def job_response(request: web.Request, row: PredictionRow, adapter: Adapter[Any],
+                       wait: int | None) -> web.Response:
     """The job: 200 once completed or failed, 202 before."""
-    job = job_of(row, adapter)
+    files: dict[str, bytes] = {}
+    if wanted := wants_files(row, adapter):
+        async with request.app[ENGINE].connect() as conn:
+            found = await request.app[FILES].get(conn, wanted, owner=row.owner, content=True)
+        files = {file_id: stored.content or b"" for file_id, stored in found.items()}
+    job = job_of(row, adapter, files)
     response = web.Response(status=200 if job.status.is_final() else 202,
                             text=job.model_dump_json(exclude_none=True),
                             content_type="application/json")
@@ -96,12 +101,12 @@ async def submit_task(request: web.Request, kind: TaskKind) -> web.Response:
     create = PredictionCreate(model=entry.name, input=converted.input, webhook=body.webhook,
                               webhook_events_filter=body.webhook_events_filter)
     try:
-        await validate(app, create)
+        model_input = await validate(app, create, request[OWNER])
     except Unprocessable as exc:
         raise relocated(exc, adapter) from exc
-    submitted = await submit(request, create, kind=kind, task_options=converted.options,
-                             ttl_headers=TTL_HEADERS)
-    response = job_response(request, submitted.row, adapter, submitted.wait)
+    submitted = await submit(request, create, model_input, kind=kind,
+                             task_options=converted.options, ttl_headers=TTL_HEADERS)
+    response = await job_response(request, submitted.row, adapter, submitted.wait)
     response.headers["Location"] = f"{app[SETTINGS].base_url}/v1/async/{kind}/{submitted.row.id}"
     if submitted.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -117,7 +122,7 @@ async def poll_task(request: web.Request, kind: TaskKind) -> web.Response:
     wait = wanted_wait(request)
     if wait is not None:
         row = await wait_terminal(app, row, wait)
-    return job_response(request, row, ADAPTERS[kind], wait)
+    return await job_response(request, row, ADAPTERS[kind], wait)
 
 
 def job_model(adapter: Adapter[Any]) -> type[BaseModel]:
@@ -147,7 +152,8 @@ def _register(kind: TaskKind) -> None:
     poll_handler.__name__ = poll_handler.__qualname__ = f"poll_{kind.slug}"
     media = "multipart/form-data" if kind.multipart else "application/json"
     routes.post(path)(operation(
-        f"Submit a {kind} job", body=adapter.body, body_media_type=media,
+        f"Submit a {kind} job", body=None if kind.multipart else adapter.body,
+        form=adapter.body if kind.multipart else None,
         responses={202: job, 200: job}, headers=SUBMIT_HEADERS,
         response_headers={202: {"Location": "URL of the job"}, 200: JOB_HEADERS},
         errors=(409,), tags=("async",), creates="job_id",

@@ -3,7 +3,8 @@
 Attributes travel as headers (`ce_specversion`, `ce_id`, `ce_source`, `ce_type`, `ce_time`,
 `ce_subject` = prediction id, `ce_sequence`), the data as a JSON value, keyed by the
 prediction id. The same `created` event is written to the events topic and to the model's
-request topic.
+request topic, except that the request's input has the files it names inlined as `data:`
+URIs (schemas.files); the events topic keeps the references.
 
 Sequence numbers are strictly increasing per prediction: ingest writes `created` as 0,
 the executor running the prediction numbers its events 1, 2, … in the order it emits them.

@@ -1,4 +1,4 @@
-"""Postgres table models (the read model, accounts and the webhook outbox).
+"""Postgres table models (the read model, accounts, the webhook outbox and files).
 
 Migrations in `migrations/` create exactly these tables; a test compares the two.
 """
@@ -6,7 +6,7 @@ Migrations in `migrations/` create exactly these tables; a test compares the two
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, LargeBinary, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
@@ -63,18 +63,65 @@ class PredictionRow(SQLModel, table=True):
 
     def to_api(self, base_url: str) -> Prediction:
         """The prediction as the API and webhooks show it."""
-        return Prediction(
-            id=self.id, model=self.model, status=Status(self.status),
-            phase=self.phase if self.status == Status.STARTED else None, input=self.input,
-            output=self.output,
-            error=PredictionError.model_validate(self.error) if self.error else None,
-            logs=self.logs, webhook=self.webhook,
-            webhook_events_filter=self.webhook_events_filter, created_at=self.created_at,
-            started_at=self.started_at, completed_at=self.completed_at,
-            expires_at=self.expires_at, deadline=self.deadline, data_removed=self.data_removed,
-            metrics=self.metrics, kind=self.kind,
-            urls=prediction_urls(base_url, self.id),
-        )
+        return api_prediction(self, base_url)
+
+
+class PredictionFields(Protocol):
+    """What the API shows of a prediction: a `PredictionRow`, or the projector's row."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def phase(self) -> str | None: ...
+    @property
+    def input(self) -> dict[str, Any] | None: ...
+    @property
+    def output(self) -> Any: ...
+    @property
+    def error(self) -> dict[str, Any] | None: ...
+    @property
+    def logs(self) -> str: ...
+    @property
+    def webhook(self) -> str | None: ...
+    @property
+    def webhook_events_filter(self) -> list[str]: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def started_at(self) -> datetime | None: ...
+    @property
+    def completed_at(self) -> datetime | None: ...
+    @property
+    def expires_at(self) -> datetime | None: ...
+    @property
+    def deadline(self) -> datetime | None: ...
+    @property
+    def data_removed(self) -> bool: ...
+    @property
+    def metrics(self) -> dict[str, float]: ...
+    @property
+    def kind(self) -> str | None: ...
+
+
+def api_prediction(row: PredictionFields, base_url: str) -> Prediction:
+    """The prediction as the API and webhooks show it (no table model is built: the
+    projector renders every webhook body through this)."""
+    return Prediction(
+        id=row.id, model=row.model, status=Status(row.status),
+        phase=row.phase if row.status == Status.STARTED else None, input=row.input,
+        output=row.output,
+        error=PredictionError.model_validate(row.error) if row.error else None,
+        logs=row.logs, webhook=row.webhook,
+        webhook_events_filter=row.webhook_events_filter, created_at=row.created_at,
+        started_at=row.started_at, completed_at=row.completed_at,
+        expires_at=row.expires_at, deadline=row.deadline, data_removed=row.data_removed,
+        metrics=row.metrics, kind=row.kind,
+        urls=prediction_urls(base_url, row.id),
+    )
 
 
 class PredictionEventRow(SQLModel, table=True):
@@ -207,3 +254,26 @@ class DispatcherOffsetRow(SQLModel, table=True):
     partition: int = Field(primary_key=True)
     next_offset: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_at: datetime = _ts(nullable=False)
+
+
+class FileRow(SQLModel, table=True):
+    """A stored file: an upload (`POST /v1/files`) or a binary output of a prediction.
+
+    Deleted by the retention sweep once `expires_at` has passed (store.files).
+    """
+
+    __tablename__ = "files"
+
+    id: str = Field(primary_key=True)
+    owner: str
+    purpose: str
+    """What the owner said it is for (uploads), or `output`."""
+    filename: str
+    content_type: str
+    """A bare media type (`image/png`): the `data:` URI an input naming the file gets."""
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = _ts(nullable=False)
+    expires_at: datetime = _ts(nullable=False, index=True)
+    prediction_id: str | None = None
+    """The prediction whose output this file is; None for uploads."""

@@ -17,20 +17,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas.events import EventType
 from schemas.status import TERMINAL
+from schemas.tables import WebhookDeliveryRow
 from schemas.webhooks import WebhookAttempt, WebhookDelivery, endpoint_of
-from store.records import jsonb
+from store.records import jsonb, recordset
 
 TERMINAL_TYPES = sorted(t.value for t in EventType if t.status in TERMINAL)
 """Event types that end a prediction: their webhooks are never superseded."""
 
-ENQUEUE = text("""
-INSERT INTO webhook_deliveries (webhook_id, prediction_id, owner, url, endpoint, event_type,
-  sequence, body, state, attempts, next_attempt_at, scheduled_at, created_at)
-SELECT r.webhook_id, r.prediction_id, r.owner, r.url, r.endpoint, r.event_type, r.sequence,
-  convert_to(r.body, 'UTF8'), 'pending', 0, r.due, r.due, now()
+_GIVEN = ("webhook_id", "prediction_id", "owner", "url", "endpoint", "event_type", "sequence")
+"""What an enqueue says of a delivery, besides its body (JSON text) and when it is due."""
+
+ENQUEUE = text(f"""
+INSERT INTO webhook_deliveries ({", ".join(_GIVEN)}, body, state, attempts, next_attempt_at,
+  scheduled_at, created_at)
+SELECT {", ".join(f"r.{c}" for c in _GIVEN)}, convert_to(r.body, 'UTF8'), 'pending', 0, r.due,
+  r.due, now()
 FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-  AS r(webhook_id text, prediction_id text, owner text, url text, endpoint text,
-       event_type text, sequence bigint, body text, due timestamptz)
+  AS r({recordset(WebhookDeliveryRow, _GIVEN, extra="body text, due timestamptz")})
 ON CONFLICT (webhook_id) DO NOTHING
 """)
 """A webhook-id is queued once: a second enqueue of it (a replayed event) changes nothing."""

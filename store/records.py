@@ -3,11 +3,13 @@
 Batched writes send rows as one JSON array expanded by `jsonb_to_recordset(...) AS r(<types>)`;
 Postgres ignores JSON keys missing from that type list, so the list is derived from the model
 here instead of being written out (a column left out of a hand-written list is lost silently).
+Tables with binary columns, which JSON cannot carry, send one typed array per column instead
+(`unnest` with `arrays`), derived the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -42,3 +44,18 @@ def recordset(model: type[SQLModel], names: Iterable[str] | None = None,
 def jsonb(value: Any) -> str:
     """JSON text for a `CAST(:x AS jsonb)` parameter."""
     return orjson.dumps(value).decode()
+
+
+def unnest(model: type[SQLModel]) -> str:
+    """`unnest(CAST(:name AS type[]), ...) AS r(name, ...)` over every column of the model:
+    rows sent as one array per column (bound by `arrays`), binary columns as bytea."""
+    table, names = table_of(model), columns(model)
+    casts = ", ".join(f"CAST(:{name} AS {table.columns[name].type.compile(dialect=_DIALECT)}[])"
+                      for name in names)
+    return f"unnest({casts}) AS r({', '.join(names)})"
+
+
+def arrays(model: type[SQLModel], rows: Sequence[Any]) -> dict[str, list[Any]]:
+    """The parameters of `unnest(model)`: each column's values over `rows` (objects with an
+    attribute per column), in row order."""
+    return {name: [getattr(row, name) for row in rows] for name in columns(model)}

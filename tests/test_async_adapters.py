@@ -22,7 +22,7 @@ from ingest.adapters.base import Finished, ModelRequest, OutputMismatch
 from ingest.body import parse
 from ingest.errors import Unprocessable
 from ingest.forms import Upload
-from ingest.jobs import job_of, visible
+from ingest.jobs import job_of, visible, wants_files
 from ingest.tasks import relocated
 from schemas.api import JobStatus, ProblemItem
 from schemas.events import CREATED_SEQUENCE, Created, EventType, PredictionEvent
@@ -73,9 +73,10 @@ def refused(kind: TaskKind, data: dict[str, Any], entry: CatalogEntry) -> list[l
 
 
 def finished(output: Any, options: dict[str, Any] | None = None,
-             model_input: dict[str, Any] | None = None) -> Finished:
+             model_input: dict[str, Any] | None = None,
+             files: dict[str, bytes] | None = None) -> Finished:
     return Finished(id="0196-abc", model="inferhook/m", created_at=NOW, input=model_input or {},
-                    output=output, options=options or {})
+                    output=output, options=options or {}, files=files or {})
 
 
 # --- kinds and manifests ---------------------------------------------------------------------
@@ -96,6 +97,8 @@ def test_manifest_kinds_are_checked_against_the_known_names(catalog: dict[str, C
     assert catalog["inferhook/minilm"].manifest.kinds == [TaskKind.EMBEDDINGS]
     assert catalog["inferhook/ocr"].manifest.kinds == [TaskKind.OCR]
     assert catalog["inferhook/dcgan-faces"].manifest.kinds == [TaskKind.IMAGE_GENERATIONS]
+    assert catalog["inferhook/smollm2"].manifest.kinds == [
+        TaskKind.CHAT_COMPLETIONS, TaskKind.COMPLETIONS, TaskKind.RESPONSES]
     assert catalog["inferhook/digits"].manifest.kinds == []
 
 
@@ -216,21 +219,44 @@ def test_image_generation_request(catalog: dict[str, CatalogEntry]) -> None:
     entry = catalog["inferhook/dcgan-faces"]
     body = {"model": entry.name, "prompt": "a face", "n": 2, "seed": 7, "size": "64x64"}
     assert convert(TaskKind.IMAGE_GENERATIONS, body, entry) == ModelRequest(
-        {"n": 2, "seed": 7}, {"response_format": "b64_json"})
+        {"n": 2, "seed": 7}, {"response_format": "url"})
     assert convert(TaskKind.IMAGE_GENERATIONS, {"model": entry.name}, entry).input == {"n": 1}
     assert refused(TaskKind.IMAGE_GENERATIONS, {**body, "size": "1024x1024"}, entry) == [
         ["body", "size"]]
     assert refused(TaskKind.IMAGE_GENERATIONS, {**body, "n": 0}, entry) == [["body", "n"]]
 
 
-def test_image_result_b64_json_or_url() -> None:
+def reference(file_id: str, content_type: str, size: int) -> dict[str, Any]:
+    """A binary output value as the dispatcher records it once stored as a file."""
+    return {"file_id": file_id, "url": f"http://x/v1/files/{file_id}/content?expires=1&signature=s",
+            "content_type": content_type, "bytes": size}
+
+
+def test_image_result_links_or_base64_of_the_stored_files() -> None:
     adapter = ADAPTERS[TaskKind.IMAGE_GENERATIONS]
-    images = [uri("image/png", png()), uri("image/png", png(4, 4))]
-    result = adapter.result(finished({"images": images, "seed": 9}))
-    assert result == {"created": int(NOW.timestamp()), "seed": 9,
-                      "data": [{"b64_json": i.split(",", 1)[1]} for i in images]}
-    assert adapter.result(finished({"images": images, "seed": 9},
-                                   {"response_format": "url"}))["data"] == [{"url": i} for i in images]
+    pngs = [png(), png(4, 4)]
+    stored = [reference(f"file-{i}", "image/png", len(p)) for i, p in enumerate(pngs)]
+    output = {"images": stored, "seed": 9}
+    assert not adapter.needs_files({"response_format": "url"})
+    assert adapter.result(finished(output)) == {
+        "created": int(NOW.timestamp()), "seed": 9,
+        "data": [{"url": image["url"]} for image in stored]}
+    assert adapter.needs_files({"response_format": "b64_json"})
+    contents = {f"file-{i}": p for i, p in enumerate(pngs)}
+    b64 = adapter.result(finished(output, {"response_format": "b64_json"}, files=contents))
+    assert [base64.b64decode(d["b64_json"]) for d in b64["data"]] == pngs
+    with pytest.raises(OutputMismatch):  # the file went before the job was read
+        adapter.result(finished(output, {"response_format": "b64_json"}, files={}))
+    with pytest.raises(OutputMismatch):
+        adapter.result(finished({"images": [reference("f", "text/plain", 1)], "seed": 1}))
+
+
+def test_image_result_of_an_output_not_stored_as_files() -> None:
+    adapter = ADAPTERS[TaskKind.IMAGE_GENERATIONS]
+    images = [uri("image/png", png())]
+    assert adapter.result(finished({"images": images, "seed": 1}))["data"] == [{"url": images[0]}]
+    assert adapter.result(finished({"images": images, "seed": 1}, {"response_format": "b64_json"}))[
+        "data"] == [{"b64_json": images[0].split(",", 1)[1]}]
     with pytest.raises(OutputMismatch):
         adapter.result(finished({"images": ["data:text/plain;base64,AA=="], "seed": 1}))
 
@@ -256,11 +282,18 @@ def test_speech_request_and_result(catalog: dict[str, CatalogEntry]) -> None:
     assert convert(TaskKind.SPEECH, body, entry).input == {"text": "Hello there.", "speed": 1.5}
     assert refused(TaskKind.SPEECH, {**body, "response_format": "mp3"}, entry) == [
         ["body", "response_format"]]
+    stored = reference("file-a", "audio/wav", 4410)
+    assert adapter.result(finished({"audio": stored, "sample_rate": 22050, "duration": 0.1})) == {
+        "content_type": "audio/wav", "url": stored["url"], "file_id": "file-a", "bytes": 4410,
+        "sample_rate": 22050, "duration": 0.1}
     audio = uri("audio/wav", wav())
     assert adapter.result(finished({"audio": audio, "sample_rate": 22050, "duration": 0.2})) == {
         "content_type": "audio/wav", "url": audio, "sample_rate": 22050, "duration": 0.2}
     with pytest.raises(OutputMismatch):
         adapter.result(finished({"audio": "https://x/a.mp3", "sample_rate": 1, "duration": 1}))
+    with pytest.raises(OutputMismatch):
+        adapter.result(finished({"audio": reference("f", "image/png", 1), "sample_rate": 1,
+                                 "duration": 1}))
 
 
 def test_transcription_request_checks_the_wav(catalog: dict[str, CatalogEntry]) -> None:
@@ -404,6 +437,21 @@ def test_an_output_the_adapter_cannot_read_fails_the_job() -> None:
                  ADAPTERS[TaskKind.EMBEDDINGS])
     assert (job.status, job.status_code) == (JobStatus.FAILED, 500)
     assert job.error is not None and job.error.error.code == "output_mismatch"
+
+
+def test_the_job_asks_for_file_content_only_when_its_result_needs_it() -> None:
+    images = {"images": [reference("file-1", "image/png", 3), reference("file-2", "image/png", 3)],
+              "seed": 1}
+    adapter = ADAPTERS[TaskKind.IMAGE_GENERATIONS]
+    done = row("succeeded", output=images, kind="images/generations")
+    assert wants_files(done, adapter) == []  # links
+    wanted = row("succeeded", output=images, kind="images/generations",
+                 task_options={"response_format": "b64_json"})
+    assert wants_files(wanted, adapter) == ["file-1", "file-2"]
+    assert wants_files(row("started", kind="images/generations",
+                           task_options={"response_format": "b64_json"}), adapter) == []
+    job = job_of(wanted, adapter, {"file-1": b"one", "file-2": b"two"})
+    assert [d["b64_json"] for d in job.result["data"]] == ["b25l", "dHdv"]
 
 
 def test_a_job_is_visible_for_its_kind_until_it_expires() -> None:

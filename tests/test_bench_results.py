@@ -1,10 +1,22 @@
-"""The benchmark result files keep the exact entry format issue 6 asks for."""
+"""The benchmark result files keep the exact entry format issue 6 asks for; the pure parts
+of the issue 11 benchmarks (CPU arithmetic, the hop breakdown, the capacity rounds, the
+profile summary) compute what they say."""
 
 from __future__ import annotations
 
 import json
+import os
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
+from bench.benchmarks import capacity
+from bench.cpu import Window, per_unit_ms, tree_seconds
+from bench.hops import ANSWER, PATH, TOTAL, Timeline, breakdown, table
+from bench.profile import package, summarize
 from bench.results import Goal, GoalKind, Result, markdown_table, write_json
 
 FIELDS = ["name", "unit", "value", "baseline_name", "baseline_value", "ratio", "goal", "met"]
@@ -31,3 +43,112 @@ def test_entries_have_exactly_the_issue_fields(tmp_path: Path) -> None:
 def test_markdown_table_has_a_row_per_figure() -> None:
     table = markdown_table([Result.measure("get p99", "ms", 5.0, baseline=("bare", 2.5))])
     assert table.splitlines()[2] == "| get p99 | 5 ms | 2.5 (bare) | 2 | — | — |"
+
+
+def test_issue_11_rows_keep_the_shape_and_their_goals(tmp_path: Path) -> None:
+    results = [
+        Result.measure("CPU per prediction, all five processes, at 50/s", "ms", 23.0,
+                       goal=Goal(GoalKind.VALUE_MAX, 3)),
+        Result.measure("create throughput vs the bare durable handler (only Kafka and "
+                       "Postgres running)", "req/s", 700.0,
+                       baseline=("bare durable aiohttp handler", 17_500.0),
+                       goal=Goal(GoalKind.RATIO_MIN, 0.3)),
+        Result.measure("pipeline capacity: highest steady rate with e2e overhead p99 ≤ 100 ms",
+                       "pred/s", 1200.0, goal=Goal(GoalKind.VALUE_MIN, 1000)),
+    ]
+    path = tmp_path / "latest.json"
+    write_json(path, {"cores": 2}, results, {}, {"command": "make bench ONLY=cpu"})
+    cpu, create, capacity = json.loads(path.read_text())["results"]
+    assert [list(entry) for entry in (cpu, create, capacity)] == [FIELDS] * 3
+    assert (cpu["goal"], cpu["met"]) == ("≤ 3 ms", False)
+    assert (create["ratio"], create["goal"], create["met"]) == (0.04, "ratio ≥ 0.3", False)
+    assert (capacity["goal"], capacity["met"]) == ("≥ 1,000 pred/s", True)
+
+
+def test_cpu_per_prediction_takes_off_the_idle_cost() -> None:
+    window = Window(before={"ingest": 10.0, "postgres": 5.0},
+                    after={"ingest": 12.0, "postgres": 5.5}, seconds=20.0)
+    idle = Window(before={"ingest": 0.0, "postgres": 0.0},
+                  after={"ingest": 0.5, "postgres": 1.0}, seconds=10.0).rates()
+    assert idle == {"ingest": 0.05, "postgres": 0.1}
+    ms = per_unit_ms(window, idle, units=1000)
+    # ingest: 2 s used, 1 s of it idle cost over 20 s; postgres: 0.5 s used, 2 s idle cost
+    assert ms["ingest"] == pytest.approx(1.0)
+    assert ms["postgres"] == pytest.approx(-1.5)
+    assert ms["all"] == pytest.approx(-0.5)
+    with pytest.raises(ValueError):
+        per_unit_ms(window, idle, units=0)
+
+
+BUSY_THEN_WAIT = """
+import sys, time
+sum(range(5_000_000))
+print(time.process_time(), flush=True)
+sys.stdin.read()
+"""
+
+
+def test_cpu_of_a_process_tree_counts_its_children_live_and_exited() -> None:
+    def reaped() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    start, start_reaped = tree_seconds(os.getpid()), reaped()
+    child = subprocess.Popen([sys.executable, "-c", BUSY_THEN_WAIT], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdin is not None
+    used_so_far = float(child.stdout.readline())
+    # /proc counts in clock ticks: allow 0.02 s of rounding.
+    assert tree_seconds(os.getpid()) - start >= used_so_far - 0.02  # live: its own times
+    child.stdin.close()
+    child.wait()
+    used = reaped() - start_reaped
+    assert used >= used_so_far
+    assert tree_seconds(os.getpid()) - start >= used - 0.02  # exited: our children's times
+
+
+def timeline(start: float, **late: float | None) -> Timeline:
+    """A prediction submitted at `start`, passing each point that many seconds later."""
+    points: dict[str, float | None] = {
+        "accepted": 0.002, "answered": 0.010, "queued": 0.008, "started": 0.020,
+        "succeeded": 0.025, "emitted": 0.028, "projecting": 0.040, "projected": 0.050,
+        "attempted": 0.055, "received": 0.057}
+    points.update(late)
+    return Timeline(submitted=start, predict_time=0.001,
+                    **{k: None if v is None else start + v for k, v in points.items()})
+
+
+def test_hops_add_up_to_the_whole_path() -> None:
+    hops = breakdown([timeline(100.0), timeline(200.0)])
+    path = [hops[hop.name].p50 for hop in PATH]
+    assert path == pytest.approx([2.0, 6.0, 12.0, 5.0, 3.0, 12.0, 10.0, 5.0, 2.0])
+    assert sum(p or 0.0 for p in path) == pytest.approx(hops[TOTAL.name].p50)
+    assert hops[ANSWER.name].p50 == pytest.approx(8.0)
+    assert hops["predict_time (inside started → succeeded)"].p50 == pytest.approx(1.0)
+
+
+def test_hops_leave_out_points_not_recorded() -> None:
+    hops = breakdown([timeline(0.0, projected=None), timeline(1.0)])
+    assert hops["projection began → projected"].count == 1
+    assert hops["outcome in Kafka → projection began"].count == 2
+    assert "| request in Kafka → started | 12.0 | 12.0 | 12.0 |" in table({20.0: hops}).splitlines()
+
+
+def test_capacity_rounds() -> None:
+    assert capacity.rates()[:6] == [10.0, 12.0, 16.0, 20.0, 24.0, 31.0]
+    assert capacity.Round(100.0, 99.0, 0, 0).passed
+    assert not capacity.Round(100.0, 101.0, 0, 0).passed
+    assert not capacity.Round(100.0, 20.0, 1, 0).passed  # a webhook fell behind
+    assert not capacity.Round(100.0, 20.0, 0, 1).passed  # a create refused
+
+
+def test_profile_summary_by_package(tmp_path: Path) -> None:
+    raw = tmp_path / "spy.raw"
+    raw.write_text("<module> (cli/__main__.py:1);run (asyncio/runners.py:86);"
+                   "execute (sqlalchemy/engine/base.py:1400) 30\n"
+                   "<module> (cli/__main__.py:1);handle (ingest/create.py:60) 10\n")
+    text = summarize(raw)
+    assert text.startswith("40 samples")
+    by_package = text.split("self, by package:\n")[1].split("\n\n")[0].splitlines()
+    assert by_package == [" 75.0%  sqlalchemy", " 25.0%  ingest"]
+    assert package("<module> (busy.py:1)") == "busy"

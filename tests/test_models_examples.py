@@ -1,8 +1,9 @@
 """Every model's example input gives a correct, checked output: run directly and served.
 
 The examples are made at set-up from data packages ship (scikit-learn digits, a text
-image rendered with Pillow's font, speech from espeak-ng, scikit-image's photo of a cat);
-`example_expected.json` holds what they contain.
+image rendered with Pillow's font, speech from espeak-ng, scikit-image's photo of a cat)
+or written by the build script (the chat question); `example_expected.json` holds what
+they contain.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from tests.executor_kit import EventLog, Requests, running
 from tests.support import example_input, model_folder
 
 MODELS = ["inferhook/digits", "inferhook/minilm", "inferhook/ocr", "inferhook/vad", "inferhook/spin",
-          "inferhook/all-minilm-l6-v2", "inferhook/efficientnet-lite0", "inferhook/dcgan-faces"]
+          "inferhook/all-minilm-l6-v2", "inferhook/efficientnet-lite0", "inferhook/dcgan-faces",
+          "inferhook/smollm2"]
 SIMILAR = ("A man is playing a guitar on stage.", "Someone performs music with a guitar.")
 UNRELATED = "The central bank raised interest rates again."
 
@@ -84,6 +86,11 @@ def check_output(settings: Settings, model: str, output: dict[str, Any]) -> None
         assert len(output["images"]) == want["count"]
         for uri in output["images"]:
             assert decode_image(uri, mode="RGB").size == tuple(want["size"])
+    elif model == "inferhook/smollm2":
+        assert expected(settings, model)["mentions"] in output["text"]
+        assert output["finish_reason"] == "stop"
+        usage = output["usage"]
+        assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
     else:
         raise AssertionError(f"no check for {model}")
 

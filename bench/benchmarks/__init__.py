@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from bench.benchmarks import create, e2e, executor, get, projection, scale, wait, webhooks
+from bench.benchmarks import (
+    capacity,
+    cpu,
+    create,
+    durable,
+    e2e,
+    executor,
+    get,
+    hops,
+    profiles,
+    projection,
+    scale,
+    wait,
+    webhooks,
+)
 from bench.context import Context
 from bench.results import Result
 
@@ -12,12 +26,19 @@ Benchmark = Callable[[Context], Awaitable[list[Result]]]
 
 BENCHMARKS: dict[str, Benchmark] = {
     "create": create.run,
+    "durable": durable.run,
     "get": get.run,
+    "cpu": cpu.run,
+    "hops": hops.run,
     "e2e": e2e.run,
+    "capacity": capacity.run,
+    "profiles": profiles.run,
     "executor": executor.run,
     "projection": projection.run,
     "webhooks": webhooks.run,
     "wait": wait.run,
     "scale": scale.run,
 }
-"""Every benchmark, in the order a full run takes them (scale last: it leaves 1M rows)."""
+"""Every benchmark, in the order a full run takes them (cpu on a quiet stack, before the
+benchmarks that leave work or rows behind; profiles apart from cpu, since its samplers take
+CPU too; scale last: it leaves 1M rows)."""

@@ -1,6 +1,6 @@
 """executor: served throughput through Kafka against raw ONNX Runtime on the same model and
-batch size (goal ≥ 0.85x, issue 4), and dynamic batching against batch size 1 for
-inferhook/minilm with 64 requests in flight (goal ≥ 3x).
+batch size (goals, issue 11: ≥ 0.5x for digits, ≥ 0.85x for minilm), and dynamic batching
+against batch size 1 for inferhook/minilm with 64 requests in flight (goal ≥ 3x).
 
 Served: N `created` events are written to a fresh request topic first, then an executor
 process is started on it; throughput is N over the executor's own clock, from its first
@@ -30,6 +30,8 @@ from schemas.topics import Topics
 
 MINILM = "inferhook/minilm"
 SERVED_N = {DIGITS: 3000, MINILM: 1024}
+SERVED_VS_RAW = "executor served vs raw onnxruntime, same batch"
+"""The rows' name in issue 11's goals table (goals: digits ≥ 0.5x, minilm ≥ 0.85x)."""
 EXECUTOR_CONCURRENCY = 64
 """Requests the executor takes from Kafka at once (its max_poll_records)."""
 
@@ -88,9 +90,9 @@ async def run(ctx: Context) -> list[Result]:
     raw_single = await raw(ctx, DIGITS, n, 1)
     ours = await served(ctx, DIGITS, n)
     results = [
-        Result.measure("executor served digits", "pred/s", ours,
+        Result.measure(f"{SERVED_VS_RAW}: digits", "pred/s", ours,
                        baseline=(f"raw onnxruntime, batch {max_batch}", raw_batched["per_second"]),
-                       goal=Goal(GoalKind.RATIO_MIN, 0.85)),
+                       goal=Goal(GoalKind.RATIO_MIN, 0.5)),
         Result.measure("executor served digits vs batch 1", "pred/s", ours,
                        baseline=("raw onnxruntime, batch 1", raw_single["per_second"])),
         Result.measure("cold start digits (session + first run)", "ms",
@@ -112,7 +114,7 @@ async def run(ctx: Context) -> list[Result]:
     results += [
         Result.measure("minilm dynamic batching", "pred/s", batched,
                        baseline=("served, max_batch 1", single), goal=Goal(GoalKind.RATIO_MIN, 3)),
-        Result.measure("executor served minilm", "pred/s", batched,
+        Result.measure(f"{SERVED_VS_RAW}: minilm", "pred/s", batched,
                        baseline=(f"raw onnxruntime, batch "
                                  f"{catalog[MINILM].manifest.batching.max_batch}",
                                  minilm_raw["per_second"]),

@@ -33,7 +33,8 @@ TERMINAL = {"succeeded", "failed", "canceled"}
 
 @dataclass
 class Sample:
-    """One prediction as the load generator saw it (times from time.perf_counter())."""
+    """One prediction as the load generator saw it (times from time.perf_counter(); the
+    run's `wall_offset` turns them into wall-clock time, `*_wall` fields are wall-clock)."""
 
     index: int
     group: str
@@ -141,6 +142,7 @@ async def generate(args: argparse.Namespace, template: dict[str, Any]) -> dict[s
     url = f"{args.url}/v1/predictions"
     total = int(args.rate * args.seconds)
     tasks: list[asyncio.Task[None]] = []
+    wall_offset = time.time() - time.perf_counter()
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
         start = time.perf_counter() + 0.2
         for i in range(total):
@@ -164,7 +166,7 @@ async def generate(args: argparse.Namespace, template: dict[str, Any]) -> dict[s
     await runner.cleanup()
     return {"rate": args.rate, "seconds": args.seconds, "sent": total,
             "send_seconds": sent_at - start, "finished_after": finished - start,
-            "expected": run.expected, "received": run.received,
+            "expected": run.expected, "received": run.received, "wall_offset": wall_offset,
             "samples": [asdict(s) for s in run.samples]}
 
 

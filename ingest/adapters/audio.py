@@ -1,8 +1,8 @@
 """audio/speech and audio/transcriptions: OpenAI's audio bodies and results.
 
 Speech models take `{text, speed?}` → `{audio: WAV data URI, sample_rate, duration}`; the
-result carries the WAV inline as a data URI in `url` (OpenAI answers with the bytes; an
-async job answers JSON) until the files store gives it a `/v1/files/{id}/content` URL.
+dispatcher stores the WAV as a file, and the result gives its signed link as `url` (OpenAI
+answers with the bytes; an async job answers JSON).
 Transcription models take `{audio: WAV data URI, prompt?}` → `{text, language, duration,
 segments: [{id, start, end, text, …}]}`; `response_format` picks json, text or verbose_json.
 """
@@ -15,7 +15,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from inferhook.catalog import CatalogEntry
-from ingest.adapters.base import Adapter, Finished, ModelRequest, OutputMismatch, TaskBody, examples
+from ingest.adapters.base import (
+    Adapter,
+    Finished,
+    ModelRequest,
+    OutputMismatch,
+    TaskBody,
+    binary,
+    examples,
+)
 from ingest.adapters.media import check_wav, data_uri, refuse
 from ingest.forms import FileField
 from schemas.tasks import TaskKind
@@ -38,10 +46,13 @@ class SpeechBody(TaskBody):
 
 
 class SpeechResult(BaseModel):
-    """The speech as a WAV file."""
+    """The speech as a WAV file, stored as a file of the caller's."""
 
-    content_type: Literal["audio/wav"] = "audio/wav"
-    url: str = Field(description="data:audio/wav;base64,… for now; a /v1/files URL to come")
+    content_type: str = Field(description="audio/wav")
+    url: str = Field(description="Signed link to the WAV, usable without an API key until the "
+                                 "job expires")
+    file_id: str | None = Field(default=None, description="The file (GET /v1/files/{file_id})")
+    bytes: int | None = None
     sample_rate: int
     duration: float = Field(description="Seconds")
 
@@ -54,11 +65,14 @@ def speech(body: SpeechBody, entry: CatalogEntry) -> ModelRequest:
 
 
 def speech_result(done: Finished) -> Any:
-    audio: str = done.output["audio"]
-    if not audio.startswith("data:audio/wav;base64,"):
-        raise OutputMismatch("audio must be a WAV data URI")
-    return SpeechResult(url=audio, sample_rate=done.output["sample_rate"],
-                        duration=done.output["duration"]).model_dump(mode="json")
+    audio = binary(done.output["audio"], "audio/")
+    sound = {"sample_rate": done.output["sample_rate"], "duration": done.output["duration"]}
+    if isinstance(audio, str):  # not stored as a file: the data URI itself
+        found = SpeechResult(content_type=audio[5:].split(";", 1)[0], url=audio, **sound)
+    else:
+        found = SpeechResult(content_type=audio.content_type, url=audio.url,
+                             file_id=audio.file_id, bytes=audio.bytes, **sound)
+    return found.model_dump(mode="json", exclude_none=True)
 
 
 class TranscriptionBody(TaskBody):

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from inferhook.catalog import CatalogEntry
 from schemas.api import WebhookEvent
+from schemas.files import FileReference
 from schemas.tasks import TaskKind
 
 Loc = tuple[str | int, ...]
@@ -60,6 +61,8 @@ class Finished:
     input: dict[str, Any]
     output: Any
     options: dict[str, Any] = field(default_factory=dict)
+    files: Mapping[str, bytes] = field(default_factory=dict)
+    """Content of the files the output references, by id, when the adapter needs them."""
 
     @property
     def created(self) -> int:
@@ -69,6 +72,20 @@ class Finished:
 
 class OutputMismatch(ValueError):
     """A model's output does not have the shape its kind's result is made from."""
+
+
+def binary(value: Any, media: str) -> FileReference | str:
+    """A binary output value: the file the dispatcher stored it as (a reference), or the
+    `data:` URI it still is; OutputMismatch unless its media type starts with `media`."""
+    if isinstance(value, dict):
+        reference = FileReference.model_validate(value)
+        if not reference.content_type.startswith(media):
+            raise OutputMismatch(f"expected {media}…, got a file of {reference.content_type}")
+        return reference
+    head, comma, _ = str(value).partition(",")
+    if not (head.startswith(f"data:{media}") and head.endswith(";base64") and comma):
+        raise OutputMismatch(f"expected a {media}… file or base64 data URI")
+    return str(value)
 
 
 Body = TypeVar("Body", bound=TaskBody)
@@ -87,6 +104,8 @@ class Adapter(Generic[Body]):
     """What `result` returns, for the OpenAPI document; None when it varies (text formats)."""
     fields: Mapping[str, Loc] = field(default_factory=dict)
     """Model input field → the body field it comes from (default: the same name)."""
+    needs_files: Callable[[Mapping[str, Any]], bool] = lambda options: False
+    """Whether, with these options, `result` needs the content of the output's files."""
 
     def body_loc(self, input_loc: Loc) -> Loc:
         """Where in the body a problem at `input_loc` (a path into the model input) lies."""

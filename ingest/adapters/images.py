@@ -4,18 +4,28 @@ Generators take `{n, seed?}` → `{images: [PNG data URIs], seed}` (unconditiona
 served DCGAN makes 64x64 faces and has no use for a prompt). Editors would take
 `{image, prompt, n, mask?}` and variation models `{image, n}`, both with the generators'
 output; no offline model does either yet, so those kinds answer 404 until one's manifest
-lists them. Images travel inline as base64 (`b64_json`, or a data URI as `url`) until the
-files store gives them URLs.
+lists them. The dispatcher stores output images as files: `url` is the file's signed link,
+`b64_json` its content (read from the files store when the job is polled).
 """
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from inferhook.catalog import CatalogEntry
-from ingest.adapters.base import Adapter, Finished, ModelRequest, OutputMismatch, TaskBody, examples
+from ingest.adapters.base import (
+    Adapter,
+    Finished,
+    ModelRequest,
+    OutputMismatch,
+    TaskBody,
+    binary,
+    examples,
+)
 from ingest.adapters.media import check_image, data_uri, refuse
 from ingest.forms import FileField, Upload
 from schemas.tasks import TaskKind
@@ -29,7 +39,8 @@ class ImageOptions(TaskBody):
     n: int = Field(default=1, ge=1, le=10, description="How many images")
     size: str | None = Field(default=None, max_length=20, description="auto or 64x64")
     response_format: ResponseFormat = Field(
-        default="b64_json", description="b64_json, or url (a data URI until files have URLs)")
+        default="url", description="url: a signed link to the PNG (no API key needed until the "
+                                   "job expires); b64_json: the PNG in base64")
     user: str | None = Field(default=None, max_length=256, description="Accepted and ignored")
 
 
@@ -102,21 +113,30 @@ def variation(body: ImageVariationBody, entry: CatalogEntry) -> ModelRequest:
     return ModelRequest({"image": _image(body.image, "image"), "n": body.n}, _options(body))
 
 
+def _data(value: Any, fmt: str, files: Mapping[str, bytes]) -> ImageData:
+    image = binary(value, "image/")
+    if isinstance(image, str):  # not stored as a file: the data URI itself
+        return ImageData(url=image) if fmt == "url" else ImageData(b64_json=image.split(",", 1)[1])
+    if fmt == "url":
+        return ImageData(url=image.url)
+    if image.file_id not in files:
+        raise OutputMismatch(f"the content of {image.file_id} is gone")
+    return ImageData(b64_json=base64.b64encode(files[image.file_id]).decode())
+
+
 def result(done: Finished) -> Any:
-    images: list[str] = done.output["images"]
-    fmt = done.options.get("response_format", "b64_json")
-    data = []
-    for uri in images:
-        head, comma, payload = uri.partition(",")
-        if not (head.startswith("data:image/") and head.endswith(";base64") and comma):
-            raise OutputMismatch("images must be base64 image data URIs")
-        data.append(ImageData(url=uri) if fmt == "url" else ImageData(b64_json=payload))
+    fmt = str(done.options.get("response_format", "url"))
+    data = [_data(value, fmt, done.files) for value in done.output["images"]]
     return ImagesResult(created=done.created, data=data,
                         seed=done.output.get("seed")).model_dump(mode="json", exclude_none=True)
 
 
+def _b64(options: Mapping[str, Any]) -> bool:
+    return options.get("response_format") == "b64_json"
+
+
 GENERATIONS = Adapter(TaskKind.IMAGE_GENERATIONS, ImageGenerationBody, generation, result,
-                      ImagesResult)
-EDITS = Adapter(TaskKind.IMAGE_EDITS, ImageEditBody, edit, result, ImagesResult)
+                      ImagesResult, needs_files=_b64)
+EDITS = Adapter(TaskKind.IMAGE_EDITS, ImageEditBody, edit, result, ImagesResult, needs_files=_b64)
 VARIATIONS = Adapter(TaskKind.IMAGE_VARIATIONS, ImageVariationBody, variation, result,
-                     ImagesResult)
+                     ImagesResult, needs_files=_b64)

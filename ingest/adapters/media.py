@@ -6,20 +6,17 @@ executor's work) so that an undecodable file gets a 422 and creates nothing.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
-import re
 import wave
 
 from PIL import Image
 
+from inferhook import datauri
 from ingest.errors import Unprocessable
 from schemas.api import ProblemItem
 
 Loc = tuple[str | int, ...]
 
-_DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)(?:;[\w.+-]+=[^;,]*)*;base64,", re.ASCII)
 WAV_SAMPLE_WIDTHS = (1, 2, 4)
 """Bytes per sample of the PCM WAV files the audio models read (8, 16 and 32-bit)."""
 
@@ -31,19 +28,15 @@ def refuse(loc: Loc, message: str) -> Unprocessable:
 
 def data_uri(media_type: str, data: bytes) -> str:
     """`data:<media_type>;base64,<data>`."""
-    return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
+    return datauri.encode(media_type, data)
 
 
 def decode_data_uri(uri: str, loc: Loc) -> tuple[str, bytes]:
     """The media type and bytes of a base64 data URI; 422 at `loc` when it is not one."""
-    match = _DATA_URI.match(uri)
-    if match is None:
-        raise refuse(loc, "expected a base64 data URI (data:<type>;base64,<data>)")
     try:
-        data = base64.b64decode(re.sub(r"\s+", "", uri[match.end():]), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise refuse(loc, f"bad base64 in the data URI: {exc}") from exc
-    return match.group("type").lower(), data
+        return datauri.decode(uri)
+    except ValueError as exc:
+        raise refuse(loc, f"expected a base64 data URI (data:<type>;base64,<data>): {exc}") from exc
 
 
 def check_image(data: bytes, loc: Loc) -> str:
