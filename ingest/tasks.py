@@ -156,7 +156,7 @@ def _register(kind: TaskKind) -> None:
         form=adapter.body if kind.multipart else None,
         responses={202: job, 200: job}, headers=SUBMIT_HEADERS,
         response_headers={202: {"Location": "URL of the job"}, 200: JOB_HEADERS},
-        errors=(409,), tags=("async",), creates="job_id",
+        errors=(404, 409), tags=("async",), creates="job_id",
         description=f"The body of OpenAI's {kind} endpoint ({media}); 202 with the pending "
                     "job once its prediction is durable in Kafka (200 when Prefer: wait saw it "
                     f"finish). 404 when no model serves {kind}; 400 when the model does not.",
