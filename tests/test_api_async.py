@@ -128,6 +128,32 @@ async def test_ocr_answers_the_page_as_markdown(stack: Stack) -> None:
     assert done["result"]["pages"] == [{"index": 0, "markdown": "\n\n".join(expected)}]
 
 
+async def upload(stack: Stack, content: bytes, filename: str, content_type: str) -> str:
+    form = aiohttp.FormData()
+    form.add_field("purpose", "user_data")
+    form.add_field("file", content, filename=filename, content_type=content_type)
+    async with stack.http.post(f"{stack.base_url}/v1/files", data=form,
+                               headers=stack.auth()) as response:
+        assert response.status == 201, await response.text()
+        file_id: str = (await response.json())["id"]
+        return file_id
+
+
+async def test_ocr_of_an_uploaded_file(stack: Stack) -> None:
+    image = example_input(stack.settings, "inferhook/ocr")["image"]
+    expected = json.loads((model_folder(stack.settings, "inferhook/ocr")
+                           / "example_expected.json").read_text())["lines"]
+    file_id = await upload(stack, base64.b64decode(image.split(",", 1)[1]), "page.png", "image/png")
+    done = await run(stack, "ocr", {"model": "inferhook/ocr",
+                                    "document": {"type": "file", "file_id": file_id}})
+    assert done["result"]["pages"][0]["markdown"] == "\n\n".join(expected)
+    bob = await stack.new_key("bob")
+    status, problem = await submit(stack, "ocr", {"model": "inferhook/ocr", "document": {
+        "type": "file", "file_id": file_id}}, key=bob)  # not bob's file
+    assert status == 422 and problem["errors"][0]["loc"] == ["body", "document", "file_id"]
+    assert len(await query(stack.settings, "SELECT id FROM predictions")) == 1
+
+
 async def fetch(stack: Stack, url: str) -> bytes:
     """A signed link's content, without an API key."""
     async with stack.http.get(url) as response:

@@ -197,6 +197,12 @@ def test_ocr_refuses_what_is_not_a_readable_image(catalog: dict[str, CatalogEntr
     assert refused(TaskKind.OCR, body, entry) == [["body", "document", "image_url"]]
 
 
+def test_ocr_takes_an_uploaded_file(catalog: dict[str, CatalogEntry]) -> None:
+    entry = catalog["inferhook/ocr"]
+    body = {"model": entry.name, "document": {"type": "file", "file_id": "file-1"}}
+    assert convert(TaskKind.OCR, body, entry).input == {"image": {"file_id": "file-1"}}
+
+
 def test_ocr_refuses_documents_it_cannot_read(catalog: dict[str, CatalogEntry]) -> None:
     entry = catalog["inferhook/ocr"]
     body = {"model": entry.name, "document": {"type": "document_url",
@@ -394,9 +400,9 @@ def test_model_input_problems_are_reported_at_body_fields() -> None:
     moved = relocated(error, ADAPTERS[TaskKind.EMBEDDINGS])
     assert [item.loc for item in moved.errors] == [["body", "input", 3], ["body"],
                                                    ["body", "webhook"]]
-    ocr = relocated(Unprocessable("x", [ProblemItem(loc=["body", "input", "image"], msg="m")]),
-                    ADAPTERS[TaskKind.OCR])
-    assert ocr.errors[0].loc == ["body", "document", "image_url"]
+    ocr = relocated(Unprocessable("x", [ProblemItem(loc=["body", "input", "image", "file_id"],
+                                                    msg="m")]), ADAPTERS[TaskKind.OCR])
+    assert ocr.errors[0].loc == ["body", "document", "file_id"]
 
 
 # --- the job view ------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""ocr: `{model, document: {type: "image_url", image_url}}` → `{pages: [{index, markdown}]}`
-(Mistral's OCR shape).
+"""ocr: `{model, document: {type: "image_url", image_url}}` (or `{type: "file", file_id}`, an
+upload) → `{pages: [{index, markdown}]}` (Mistral's OCR shape).
 
 Models take `{image: <image data URI>}` → `{text, lines: [{text, confidence, box}]}`, the
 lines in reading order. An image is one page; each line becomes a markdown paragraph.
@@ -28,10 +28,17 @@ class ImageDocument(BaseModel):
     image_url: str | ImageURL = Field(description="data:image/…;base64,… (or {url: …})")
 
 
+class FileDocument(BaseModel):
+    """An uploaded image (POST /v1/files), by id."""
+
+    type: Literal["file"]
+    file_id: str = Field(min_length=1, max_length=100)
+
+
 class OcrBody(TaskBody):
     """Body of `POST /v1/async/ocr`."""
 
-    document: ImageDocument
+    document: ImageDocument | FileDocument = Field(discriminator="type")
 
 
 class OcrPage(BaseModel):
@@ -52,8 +59,10 @@ class OcrResult(BaseModel):
 
 
 def request(body: OcrBody, entry: CatalogEntry) -> ModelRequest:
-    image = body.document.image_url
-    uri = image if isinstance(image, str) else image.url
+    document = body.document
+    if isinstance(document, FileDocument):  # ingest inlines the file; the model reads it
+        return ModelRequest({"image": {"file_id": document.file_id}})
+    uri = document.image_url if isinstance(document.image_url, str) else document.image_url.url
     check_image_uri(uri, ("document", "image_url"))
     return ModelRequest({"image": uri})
 
@@ -70,4 +79,4 @@ def result(done: Finished) -> Any:
 
 
 ADAPTER = Adapter(TaskKind.OCR, OcrBody, request, result, OcrResult,
-                  fields={"image": ("document", "image_url")})
+                  fields={"image": ("document",)})
