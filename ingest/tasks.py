@@ -25,7 +25,7 @@ from ingest.body import parse, read_json
 from ingest.create import validate
 from ingest.errors import BadRequest, NotFound, Unprocessable
 from ingest.forms import read_form
-from ingest.jobs import NOT_FOUND, job_of, visible, wants_files
+from ingest.jobs import NOT_FOUND, job_body, job_of, visible, wants_files
 from ingest.openapi import operation
 from ingest.predictions import submit
 from ingest.reads import load_prediction
@@ -81,7 +81,7 @@ async def job_response(request: web.Request, row: PredictionRow, adapter: Adapte
         files = {file_id: stored.content or b"" for file_id, stored in found.items()}
     job = job_of(row, adapter, files)
     response = web.Response(status=200 if job.status.is_final() else 202,
-                            text=job.model_dump_json(exclude_none=True),
+                            body=job_body(job),
                             content_type="application/json")
     preference_applied(response, wait)
     return response
