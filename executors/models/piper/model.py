@@ -38,7 +38,7 @@ _LANGUAGE_SWITCH = re.compile(r"\([^)]*\)")
 
 
 class Voice(NamedTuple):
-    """The voice's configuration (NamedTuple: handler modules are loaded without a sys.modules entry)."""
+    """The voice's configuration, from its .onnx.json."""
 
     ids: dict[str, list[int]]
     rate: int

@@ -47,10 +47,7 @@ LOGPROB_THRESHOLD = -1.0
 
 
 class Resources(NamedTuple):
-    """What decoding needs besides the sessions (built once per loaded model).
-
-    (NamedTuples, not dataclasses: handler modules are loaded without a sys.modules entry.)
-    """
+    """What decoding needs besides the sessions (built once per loaded model)."""
 
     tokenizer: Tokenizer
     filters: np.ndarray
