@@ -99,6 +99,8 @@ def test_manifest_kinds_are_checked_against_the_known_names(catalog: dict[str, C
     assert catalog["inferhook/dcgan-faces"].manifest.kinds == [TaskKind.IMAGE_GENERATIONS]
     assert catalog["inferhook/smollm2"].manifest.kinds == [
         TaskKind.CHAT_COMPLETIONS, TaskKind.COMPLETIONS, TaskKind.RESPONSES]
+    assert catalog["inferhook/whisper-tiny-en"].manifest.kinds == [TaskKind.TRANSCRIPTIONS]
+    assert catalog["inferhook/piper-joe"].manifest.kinds == [TaskKind.SPEECH]
     assert catalog["inferhook/digits"].manifest.kinds == []
 
 
