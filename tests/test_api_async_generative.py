@@ -12,20 +12,11 @@ import wave
 from typing import Any
 
 import aiohttp
-import pytest
 
-from inferhook.catalog import load_catalog
-from inferhook.settings import Settings
 from tests.support import Stack
 from tests.test_api_async import fetch, finished, prediction_count, run, submit
 
-CATALOG = load_catalog(Settings().models_dir)
 LLM, TTS, STT = "inferhook/smollm2", "inferhook/piper-joe", "inferhook/whisper-tiny-en"
-
-
-def serving(*models: str) -> pytest.MarkDecorator:
-    missing = [m for m in models if m not in CATALOG]
-    return pytest.mark.skipif(bool(missing), reason=f"not in this catalog yet: {missing}")
 
 
 def words(text: str) -> list[str]:
@@ -46,7 +37,6 @@ async def transcribe(stack: Stack, audio: bytes, **fields: str) -> tuple[int, di
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 
-@serving(LLM)
 async def test_chat_completion_mentions_paris(stack: Stack) -> None:
     done = await run(stack, "chat/completions", {"model": LLM, "messages": QUESTION,
                                                  "temperature": 0, "max_tokens": 40})
@@ -59,7 +49,6 @@ async def test_chat_completion_mentions_paris(stack: Stack) -> None:
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
-@serving(LLM)
 async def test_completions_and_responses(stack: Stack) -> None:
     done = await run(stack, "completions", {"model": LLM, "prompt": "The capital of France is",
                                             "max_tokens": 6, "temperature": 0})
@@ -69,7 +58,6 @@ async def test_completions_and_responses(stack: Stack) -> None:
     assert (cut["result"]["status"], cut["result"]["usage"]["output_tokens"]) == ("incomplete", 3)
 
 
-@serving(LLM)
 async def test_chat_bad_requests_create_nothing(stack: Stack) -> None:
     for body in ({"model": LLM, "messages": QUESTION, "stream": True},
                  {"model": LLM, "messages": QUESTION, "max_tokens": 100000},  # model's maximum
@@ -80,7 +68,6 @@ async def test_chat_bad_requests_create_nothing(stack: Stack) -> None:
     assert await prediction_count(stack) == 0
 
 
-@serving(TTS, STT)
 async def test_speech_transcribed_back_is_the_sentence(stack: Stack) -> None:
     sentence = "The quick brown fox jumps over the lazy dog."
     spoken = await run(stack, "audio/speech", {"model": TTS, "input": sentence, "voice": "alloy"})
@@ -100,7 +87,6 @@ async def test_speech_transcribed_back_is_the_sentence(stack: Stack) -> None:
     assert (await finished(stack, "audio/transcriptions", job["id"]))["result"] == result["text"]
 
 
-@serving(STT)
 async def test_transcription_bad_requests_create_nothing(stack: Stack) -> None:
     status, problem = await transcribe(stack, b"ID3\x04 this is no wav")
     assert status == 422 and problem["errors"][0]["loc"] == ["body", "file"]
