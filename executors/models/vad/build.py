@@ -7,7 +7,6 @@ speech segments are where the spoken clips lie, their own silence trimmed.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import subprocess
@@ -15,6 +14,8 @@ import wave
 from pathlib import Path
 
 import numpy as np
+
+from executors.media import encode_wav
 
 HERE = Path(__file__).resolve().parent
 SENTENCES = ["Hello world, this is a test of voice activity detection.",
@@ -47,13 +48,7 @@ def main() -> None:
         expected.append({"start": round(position / rate, 3), "end": round((position + len(clip)) / rate, 3)})
         position += len(clip)
     parts.append(np.zeros(round(SILENCE[-1] * rate), dtype=np.int16))
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(np.concatenate(parts).tobytes())
-    uri = "data:audio/wav;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    uri = encode_wav(np.concatenate(parts), rate)
     (HERE / "example_input.json").write_text(json.dumps({"audio": uri}) + "\n")
     (HERE / "example_expected.json").write_text(json.dumps({"segments": expected}) + "\n")
     print(f"vad: wrote example_input.json, example_expected.json ({expected}) to {HERE}")

