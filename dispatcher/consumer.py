@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import store.offsets
 from dispatcher.projector import project_batch
+from inferhook.db import driver_transaction
 from inferhook.filelinks import FileLinks
 from inferhook.kafka import create_consumer
 from inferhook.metrics import PREDICTIONS_COMPLETED, PROJECTION_LAG, consumer_lag
@@ -145,7 +146,7 @@ async def project_events(settings: Settings, engine: AsyncEngine, stop: asyncio.
                 if listener.failure is not None:
                     raise listener.failure
                 if generation == listener.generation:
-                    async with engine.begin() as conn:
+                    async with driver_transaction(engine) as conn:
                         applied = await project_batch(
                             conn, batch.events, batch.offsets, raw=batch.raw, files=files,
                             links=links, progress_interval=settings.webhook.progress_interval)

@@ -15,8 +15,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 import store.offsets
 from dispatcher.fold import PROGRESS, Current, Folded, Held, fold
 from dispatcher.outfiles import externalize
@@ -26,6 +24,7 @@ from schemas.events import EventType, PredictionEvent, utcnow
 from schemas.status import TERMINAL
 from store import outbox, parked, predictions
 from store.files import FileStore
+from store.records import Connection
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ class Applied:
     """(model, status) of each prediction this batch made terminal (for metrics, once committed)."""
 
 
-async def project_batch(conn: AsyncConnection, events: Sequence[PredictionEvent],
+async def project_batch(conn: Connection, events: Sequence[PredictionEvent],
                         offsets: dict[tuple[str, int], int], *, files: FileStore,
                         links: FileLinks, progress_interval: float,
                         raw: Sequence[bytes] | None = None) -> Applied:
@@ -74,7 +73,7 @@ async def project_batch(conn: AsyncConnection, events: Sequence[PredictionEvent]
     return Applied(completed)
 
 
-async def _load_held(conn: AsyncConnection, ids: list[str]) -> dict[str, list[Held]]:
+async def _load_held(conn: Connection, ids: list[str]) -> dict[str, list[Held]]:
     held: dict[str, list[Held]] = {}
     for row in await parked.lock(conn, ids):
         headers = [(name, value.encode()) for name, value in row["headers"]]
@@ -83,7 +82,7 @@ async def _load_held(conn: AsyncConnection, ids: list[str]) -> dict[str, list[He
     return held
 
 
-async def _write_outbox(conn: AsyncConnection, folded: Folded, interval: float) -> None:
+async def _write_outbox(conn: Connection, folded: Folded, interval: float) -> None:
     touched = sorted({i.prediction_id for i in folded.intents})
     queued: dict[str, QueuedProgress] = {}
     for row in await outbox.queued_progress(conn, touched, PROGRESS_TYPES, interval + 1.0):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -37,3 +40,23 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     return create_async_engine(
         settings.sqlalchemy_url, pool_size=settings.pool_size, max_overflow=settings.pool_size,
     )
+
+
+@asynccontextmanager
+async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction on the asyncpg connection under one of the engine's pooled connections,
+    for the hot paths that run store statements without SQLAlchemy's execution layer
+    (store.records.fetch/execute). Committed when the block ends, rolled back when it raises.
+
+    A connection that died is invalidated here, since SQLAlchemy never saw its error.
+    """
+    async with engine.connect() as pooled:
+        raw = (await pooled.get_raw_connection()).driver_connection
+        assert raw is not None  # a checked-out connection always has one
+        try:
+            async with raw.transaction():
+                yield raw
+        except BaseException:
+            if raw.is_closed():
+                await pooled.invalidate()
+            raise

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
+from inferhook.db import driver_transaction
 from inferhook.kafka import publish
 from inferhook.ssrf import UnsafeWebhookURL, check_url
 from ingest.body import check_schema
@@ -106,8 +107,8 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
     try:
         # Read-your-writes: project our own `created` event now, so a GET right after the
         # 201 finds it on any replica. The dispatcher's projection of it is then a no-op.
-        async with app[ENGINE].begin() as conn:
-            await predictions.insert_pending(conn, row)
+        async with driver_transaction(app[ENGINE]) as conn:
+            await predictions.insert_pending(conn, row.model_dump())
             if reservation is not None:
                 await reservation.commit(conn)
     except Exception as exc:  # the prediction is accepted all the same; the dispatcher projects it

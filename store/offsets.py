@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from store.records import Connection, execute
+
 STORE = text("""
 INSERT INTO dispatcher_offsets (topic, partition, next_offset, updated_at)
 SELECT t, p, o, now() FROM unnest(CAST(:topics AS text[]), CAST(:partitions AS integer[]),
@@ -24,11 +26,11 @@ WHERE topic = :topic AND partition = ANY(CAST(:partitions AS integer[]))
 """)
 
 
-async def save(conn: AsyncConnection, offsets: Mapping[tuple[str, int], int]) -> None:
+async def save(conn: Connection, offsets: Mapping[tuple[str, int], int]) -> None:
     """Record (topic, partition) → next offset to project."""
     if offsets:
         keys = sorted(offsets)
-        await conn.execute(STORE, {"topics": [t for t, _ in keys],
+        await execute(conn, STORE, {"topics": [t for t, _ in keys],
                                    "partitions": [p for _, p in keys],
                                    "offsets": [offsets[k] for k in keys]})
 

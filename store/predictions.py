@@ -7,17 +7,17 @@ data. Readers: the API (one prediction, a page, the history, queue counts) and t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Row, RowMapping, and_, bindparam, or_, select, text
+from sqlalchemy import Row, and_, bindparam, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
 from inferhook.db import PREDICTION_CHANGED
 from schemas.tables import PredictionEventRow, PredictionRow
-from store.records import columns, jsonb, recordset
+from store.records import Connection, columns, execute, fetch, jsonb, recordset
 
 COLUMNS = columns(PredictionRow)
 FIXED = ("id", "owner", "model", "input", "webhook", "webhook_events_filter", "created_at",
@@ -141,9 +141,10 @@ class Recorded(Protocol):
     def data(self) -> bytes: ...
 
 
-async def insert_pending(conn: AsyncConnection, row: PredictionRow) -> None:
-    """Write a just-created prediction; a row the projector wrote first is left as it is."""
-    await conn.execute(INSERT_PENDING, {"rows": jsonb([row.model_dump()])})
+async def insert_pending(conn: Connection, row: Mapping[str, Any]) -> None:
+    """Write a just-created prediction (every column of `PredictionRow`, JSON-ready); a row
+    the projector wrote first is left as it is."""
+    await execute(conn, INSERT_PENDING, {"rows": jsonb([row])})
 
 
 async def get(conn: AsyncConnection, prediction_id: str, owner: str) -> PredictionRow | None:
@@ -194,36 +195,36 @@ async def open_counts(conn: AsyncConnection) -> dict[tuple[str, str], int]:
     return {(r.model, r.status): int(r.n) for r in await conn.execute(OPEN_COUNTS)}
 
 
-async def lock(conn: AsyncConnection, ids: Sequence[str]) -> Sequence[RowMapping]:
+async def lock(conn: Connection, ids: Sequence[str]) -> Sequence[Mapping[str, Any]]:
     """Lock and read the predictions a batch touches (`full`: the lazy columns were read)."""
     if not ids:
         return []
-    return (await conn.execute(LOCK, {"ids": list(ids)})).mappings().all()
+    return await fetch(conn, LOCK, {"ids": list(ids)})
 
 
-async def write(conn: AsyncConnection, new: Sequence[dict[str, Any]],
+async def write(conn: Connection, new: Sequence[dict[str, Any]],
                 existing: Sequence[dict[str, Any]]) -> None:
     """Write folded rows: `new` whole, `existing` as changes (logs and metrics are deltas,
     output only where `output_set`); each a dict of every column plus `output_set`."""
     if new:
-        await conn.execute(INSERT_NEW, {"rows": jsonb(list(new))})
+        await execute(conn, INSERT_NEW, {"rows": jsonb(list(new))})
     if existing:
-        await conn.execute(UPDATE_EXISTING, {"rows": jsonb(list(existing))})
+        await execute(conn, UPDATE_EXISTING, {"rows": jsonb(list(existing))})
 
 
-async def append_history(conn: AsyncConnection, entries: Sequence[Recorded]) -> None:
+async def append_history(conn: Connection, entries: Sequence[Recorded]) -> None:
     """Record applied events (a sequence already recorded is kept as it was)."""
     if entries:
-        await conn.execute(INSERT_HISTORY, {
+        await execute(conn, INSERT_HISTORY, {
             "ids": [e.prediction_id for e in entries], "sequences": [e.sequence for e in entries],
             "types": [e.type for e in entries], "times": [e.time for e in entries],
             "data": [e.data.decode() for e in entries]})
 
 
-async def notify_changed(conn: AsyncConnection, payloads: Sequence[str]) -> None:
+async def notify_changed(conn: Connection, payloads: Sequence[str]) -> None:
     """NOTIFY `inferhook_prediction_changed` once per payload, delivered at commit."""
     if payloads:
-        await conn.execute(NOTIFY, {"payloads": list(payloads)})
+        await execute(conn, NOTIFY, {"payloads": list(payloads)})
 
 
 async def overdue(conn: AsyncConnection, *, models: Sequence[str], queues: Sequence[float],

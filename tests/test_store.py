@@ -71,7 +71,7 @@ async def read(engine: AsyncEngine, prediction_id: str) -> dict[str, Any]:
 async def test_insert_pending_keeps_every_column(engine: AsyncEngine) -> None:
     row = every_column_set("store-pending")
     async with engine.begin() as conn:
-        await predictions.insert_pending(conn, row)
+        await predictions.insert_pending(conn, row.model_dump())
     assert await read(engine, row.id) == row.model_dump()
 
 
