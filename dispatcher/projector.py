@@ -15,7 +15,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import store.offsets
 from dispatcher.fold import PROGRESS, Current, Folded, Held, fold
 from dispatcher.outfiles import externalize
 from dispatcher.throttle import Plan, QueuedProgress, plan
@@ -56,18 +55,18 @@ async def project_batch(conn: Connection, events: Sequence[PredictionEvent],
     await files.put(conn, batch.files)
     folded = fold(rows, batch.events, links.base_url, batch.raw, batch.held)
     changed = folded.changed
-    await predictions.write(conn, [r.values(whole=True) for r in changed if r.new],
-                            [r.values(whole=False) for r in changed if not r.new])
     await parked.unpark(conn, sorted(folded.unpark))
     await parked.park(conn, [(h.event.subject, h.event.sequence,
                               [[n, v.decode()] for n, v in h.event.headers()], h.raw)
                              for h in folded.park])
-    await predictions.append_history(conn, folded.history)
-    # Delivered when the transaction commits; waiting clients (Prefer: wait, streams) wake.
-    await predictions.notify_changed(conn, folded.notifications())
     if folded.intents:
         await _write_outbox(conn, folded, progress_interval)
-    await store.offsets.save(conn, offsets)
+    # NOTIFY is delivered when the transaction commits: waiting clients (Prefer: wait,
+    # streams) wake then.
+    await predictions.apply(conn, new=[r.values(whole=True) for r in changed if r.new],
+                            existing=[r.values(whole=False) for r in changed if not r.new],
+                            history=folded.history, notifications=folded.notifications(),
+                            offsets=offsets)
     completed = tuple((folded.rows[h.prediction_id].model, _TERMINAL_STATUS[h.type])
                       for h in folded.history if h.type in _TERMINAL_STATUS)
     return Applied(completed)

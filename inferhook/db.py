@@ -43,10 +43,11 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
 
 
 @asynccontextmanager
-async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    """A transaction on the asyncpg connection under one of the engine's pooled connections,
-    for the hot paths that run store statements without SQLAlchemy's execution layer
-    (store.records.fetch/execute). Committed when the block ends, rolled back when it raises.
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """The asyncpg connection under one of the engine's pooled connections, for the hot
+    paths that run store statements without SQLAlchemy's execution layer
+    (store.records.fetch/execute); each statement commits on its own unless the caller
+    opens `transaction()` on it.
 
     A connection that died is invalidated here, since SQLAlchemy never saw its error.
     """
@@ -54,9 +55,16 @@ async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[asyncpg.Conne
         raw = (await pooled.get_raw_connection()).driver_connection
         assert raw is not None  # a checked-out connection always has one
         try:
-            async with raw.transaction():
-                yield raw
+            yield raw
         except BaseException:
             if raw.is_closed():
                 await pooled.invalidate()
             raise
+
+
+@asynccontextmanager
+async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """`driver_connection` in a transaction: committed when the block ends, rolled back
+    when it raises."""
+    async with driver_connection(engine) as raw, raw.transaction():
+        yield raw

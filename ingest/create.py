@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
-from inferhook.db import driver_transaction
+from inferhook.db import driver_connection
 from inferhook.kafka import publish
 from inferhook.ssrf import UnsafeWebhookURL, check_url
 from ingest.body import check_schema
@@ -107,10 +107,13 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
     try:
         # Read-your-writes: project our own `created` event now, so a GET right after the
         # 201 finds it on any replica. The dispatcher's projection of it is then a no-op.
-        async with driver_transaction(app[ENGINE]) as conn:
-            await predictions.insert_pending(conn, row.model_dump())
-            if reservation is not None:
-                await reservation.commit(conn)
+        async with driver_connection(app[ENGINE]) as conn:
+            if reservation is None:  # one statement, committed on its own: no BEGIN, COMMIT
+                await predictions.insert_pending(conn, row.model_dump())
+            else:
+                async with conn.transaction():
+                    await predictions.insert_pending(conn, row.model_dump())
+                    await reservation.commit(conn)
     except Exception as exc:  # the prediction is accepted all the same; the dispatcher projects it
         log.warning("prediction %s accepted but not yet readable: %r", prediction_id, exc)
     return row

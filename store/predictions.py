@@ -15,6 +15,7 @@ from sqlalchemy import Row, and_, bindparam, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
+import store.offsets
 from inferhook.db import PREDICTION_CHANGED
 from schemas.tables import PredictionEventRow, PredictionRow
 from store.records import Connection, columns, execute, fetch, jsonb, recordset
@@ -52,35 +53,40 @@ LOCK = text(f"""
 SELECT {_LOADED} FROM predictions WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE
 """)
 
-INSERT_NEW = text(f"""
+_INSERT_NEW = f"""
 INSERT INTO predictions AS p ({_NAMES})
-SELECT {_NAMES} FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({_WITH_FLAGS})
+SELECT {_NAMES} FROM jsonb_to_recordset(CAST(:new AS jsonb)) AS r({_WITH_FLAGS})
 ON CONFLICT (id) DO UPDATE SET {", ".join(f"{c} = EXCLUDED.{c}" for c in MUTABLE)}
-WHERE p.last_sequence <= EXCLUDED.last_sequence
-""")
+WHERE p.last_sequence <= EXCLUDED.last_sequence"""
 """New predictions; a row ingest wrote meanwhile (read-your-writes) is brought up to date."""
 
 _DELTAS = {"output": "CASE WHEN r.output_set THEN r.output ELSE p.output END",
            "logs": "p.logs || r.logs", "metrics": "p.metrics || r.metrics"}
-UPDATE_EXISTING = text(f"""
+_UPDATE_EXISTING = f"""
 UPDATE predictions AS p SET {", ".join(f"{c} = {_DELTAS.get(c, f'r.{c}')}" for c in MUTABLE)}
-FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({_WITH_FLAGS})
-WHERE p.id = r.id
-""")
+FROM jsonb_to_recordset(CAST(:changed AS jsonb)) AS r({_WITH_FLAGS})
+WHERE p.id = r.id"""
 """Changed predictions that existed: logs and metrics as deltas, output only when set."""
 
-INSERT_HISTORY = text("""
+_INSERT_HISTORY = """
 INSERT INTO prediction_events (prediction_id, sequence, type, time, data)
-SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:sequences AS bigint[]),
+SELECT * FROM unnest(CAST(:history_ids AS text[]), CAST(:sequences AS bigint[]),
                      CAST(:types AS text[]), CAST(:times AS timestamptz[]),
                      CAST(:data AS jsonb[]))
-ON CONFLICT DO NOTHING
-""")
+ON CONFLICT DO NOTHING"""
+"""A sequence already recorded is kept as it was."""
 
-NOTIFY = text(f"""
+APPLY = text(f"""
+WITH inserted AS ({_INSERT_NEW}),
+updated AS ({_UPDATE_EXISTING}),
+recorded AS ({_INSERT_HISTORY}),
+positioned AS ({store.offsets.STORE})
 SELECT count(pg_notify('{PREDICTION_CHANGED}', payload))
 FROM unnest(CAST(:payloads AS text[])) AS payload
 """)
+"""A projected batch's writes in one statement, so one round trip: the folded rows, the
+history, the partitions' next offsets, and NOTIFY (delivered at commit). The parts touch
+different rows or tables (the new rows were not there when the batch locked its rows)."""
 
 OPEN_COUNTS = text("""
 SELECT model, status, count(*) AS n FROM predictions
@@ -202,29 +208,19 @@ async def lock(conn: Connection, ids: Sequence[str]) -> Sequence[Mapping[str, An
     return await fetch(conn, LOCK, {"ids": list(ids)})
 
 
-async def write(conn: Connection, new: Sequence[dict[str, Any]],
-                existing: Sequence[dict[str, Any]]) -> None:
-    """Write folded rows: `new` whole, `existing` as changes (logs and metrics are deltas,
-    output only where `output_set`); each a dict of every column plus `output_set`."""
-    if new:
-        await execute(conn, INSERT_NEW, {"rows": jsonb(list(new))})
-    if existing:
-        await execute(conn, UPDATE_EXISTING, {"rows": jsonb(list(existing))})
-
-
-async def append_history(conn: Connection, entries: Sequence[Recorded]) -> None:
-    """Record applied events (a sequence already recorded is kept as it was)."""
-    if entries:
-        await execute(conn, INSERT_HISTORY, {
-            "ids": [e.prediction_id for e in entries], "sequences": [e.sequence for e in entries],
-            "types": [e.type for e in entries], "times": [e.time for e in entries],
-            "data": [e.data.decode() for e in entries]})
-
-
-async def notify_changed(conn: Connection, payloads: Sequence[str]) -> None:
-    """NOTIFY `inferhook_prediction_changed` once per payload, delivered at commit."""
-    if payloads:
-        await execute(conn, NOTIFY, {"payloads": list(payloads)})
+async def apply(conn: Connection, *, new: Sequence[dict[str, Any]],
+                existing: Sequence[dict[str, Any]], history: Sequence[Recorded],
+                notifications: Sequence[str], offsets: Mapping[tuple[str, int], int]) -> None:
+    """Write a projected batch (APPLY): folded rows, `new` whole and `existing` as changes
+    (logs and metrics are deltas, output only where `output_set`; each a dict of every
+    column plus `output_set`), the applied events, one NOTIFY payload per changed
+    prediction, and (topic, partition) → next offset to project."""
+    await execute(conn, APPLY, {
+        "new": jsonb(list(new)), "changed": jsonb(list(existing)),
+        "history_ids": [e.prediction_id for e in history],
+        "sequences": [e.sequence for e in history], "types": [e.type for e in history],
+        "times": [e.time for e in history], "data": [e.data.decode() for e in history],
+        "payloads": list(notifications), **store.offsets.parameters(offsets)})
 
 
 async def overdue(conn: AsyncConnection, *, models: Sequence[str], queues: Sequence[float],
