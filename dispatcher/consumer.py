@@ -129,7 +129,7 @@ async def project_events(settings: Settings, engine: AsyncEngine, stop: asyncio.
     topic = Topics(settings.kafka.topic_prefix).events
     consumer = create_consumer(settings.kafka, client_id="inferhook-dispatcher",
                                group_id=Topics(settings.kafka.topic_prefix).dispatcher_group,
-                               max_poll_records=MAX_BATCH, fetch_max_wait_ms=50)
+                               max_poll_records=MAX_BATCH)
     listener = SeekToStoredOffsets(consumer, engine, topic)
     files, links = PostgresFiles(), FileLinks(settings.base_url, settings.file_link_secret)
     consumer.subscribe([topic], listener=listener)
