@@ -98,12 +98,16 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
         raise ServiceUnavailable("Kafka did not accept the prediction; nothing was created, "
                                  "retry") from exc
     await _enqueue(app, _request(event, new.model_input), body.model)
-    row = PredictionRow(id=prediction_id, owner=new.owner, model=body.model,
-                        status=Status.PENDING.value, input=body.input, webhook=body.webhook,
-                        webhook_events_filter=created.webhook_events_filter,
-                        created_at=created_at, last_sequence=CREATED_SEQUENCE,
-                        deadline=created.deadline, result_ttl_seconds=created.result_ttl_seconds,
-                        kind=created.kind, task_options=created.task_options)
+    # Every field is validated already (the create's body, our own clock): building the
+    # table model without validating again saves most of its cost (sqlmodel's table init
+    # was a tenth of ingest's CPU per create).
+    row = PredictionRow.model_construct(
+        id=prediction_id, owner=new.owner, model=body.model, status=Status.PENDING.value,
+        input=body.input, webhook=body.webhook,
+        webhook_events_filter=created.webhook_events_filter, created_at=created_at,
+        last_sequence=CREATED_SEQUENCE, deadline=created.deadline,
+        result_ttl_seconds=created.result_ttl_seconds, kind=created.kind,
+        task_options=created.task_options)
     try:
         # Read-your-writes: project our own `created` event now, so a GET right after the
         # 201 finds it on any replica. The dispatcher's projection of it is then a no-op.
