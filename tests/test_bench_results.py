@@ -9,6 +9,7 @@ import os
 import resource
 import subprocess
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -213,3 +214,16 @@ def test_gpu_check_measures_a_model_on_cpu() -> None:
     assert row.runs >= gpu_check.MIN_RUNS
     assert row.load_ms and row.first_run_ms and row.p50_ms and row.p99_ms and row.per_second
     assert row.p50_ms <= row.p99_ms
+
+
+def test_gpu_check_writes_its_files_and_skips_what_the_budget_leaves_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(gpu_check.STARTED_ENV, str(time.time() - 60))  # a minute already spent
+    gpu_check.main(["--only", "inferhook/digits", "--budget", "30", "--out", str(tmp_path)])
+    document = json.loads((tmp_path / "gpu.json").read_text())
+    usable, why = gpu_check.cuda_status()  # here: no NVIDIA driver, CPU alone
+    assert document["machine"]["cuda"] == why
+    providers = [gpu_check.CUDA, gpu_check.CPU] if usable else [gpu_check.CPU]
+    assert [(r["model"], r["requested"], r["error"]) for r in document["models"]] == [
+        ("inferhook/digits", provider, "skipped: out of time") for provider in providers]
+    assert "| inferhook/digits | CPU | — |" in (tmp_path / "gpu.md").read_text()
