@@ -52,7 +52,7 @@ class FileListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(default=20, ge=1, le=100, description="Files per page")
-    after: str | None = Field(default=None, max_length=100,
+    after: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,100}$",
                               description="A file id: only files older than it (the `last_id` "
                                           "of the previous page)")
     purpose: str | None = Field(default=None, pattern=PURPOSE.pattern,

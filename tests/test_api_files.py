@@ -135,6 +135,8 @@ async def test_the_list_pages_through_the_callers_files_newest_first(stack: Stac
     assert len(json.loads(body)["data"]) == 1, "bob sees his file alone"
     status, body, _ = await fetch(stack, f"{stack.base_url}/v1/files?limit=0", stack.auth())
     assert status == 400 and json.loads(body)["errors"][0]["loc"] == ["query", "limit"]
+    status, body, _ = await fetch(stack, f"{stack.base_url}/v1/files?after=a%00b", stack.auth())
+    assert status == 400 and json.loads(body)["errors"][0]["loc"] == ["query", "after"]
 
 
 async def test_delete_removes_the_file_and_its_links(stack: Stack) -> None:
