@@ -18,6 +18,8 @@ from cli.infra.process import terminate
 
 LOAD_TIMEOUT = 180.0
 """Seconds the first request may take (the executor's start and the model's load)."""
+RETRY_SECONDS = 1.0
+"""Pause between warm-up requests that did not come back served."""
 
 
 @asynccontextmanager
@@ -37,6 +39,7 @@ async def executor_for(ctx: Context, model: str,
             except RuntimeError:
                 if time.monotonic() > deadline:
                     raise
+                await asyncio.sleep(RETRY_SECONDS)
         yield
     finally:
         await asyncio.to_thread(terminate, service.pid, timeout=15)
