@@ -11,6 +11,7 @@ from bench.benchmarks import (
     durable,
     e2e,
     executor,
+    feed,
     get,
     hops,
     profiles,
@@ -37,6 +38,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "projection": projection.run,
     "webhooks": webhooks.run,
     "wait": wait.run,
+    "feed": feed.run,
     "scale": scale.run,
 }
 """Every benchmark, in the order a full run takes them (cpu on a quiet stack, before the
