@@ -94,6 +94,10 @@ async def test_feed_ids_are_the_webhook_ids_and_the_kafka_ce_ids(stack: Stack,
     assert [h.headers["webhook-id"] for h in hooks] == [
         by_type["inferhook.prediction.started"]["id"], by_type[SUCCEEDED]["id"]]
     assert by_type[SUCCEEDED]["data"]["output"]["digit"] == 7
+    async with stack.http.get(f"{stack.base_url}/v1/predictions/{pid}/events",
+                              headers=stack.auth()) as response:
+        history = (await response.json())["results"]
+    assert [h["id"] for h in history] == [e["id"] for e in events]
     on_kafka = await kafka_ids(stack.settings, {(pid, e["sequence"]) for e in events})
     for event in events:
         assert event["id"] == event_id(pid, event["sequence"])
