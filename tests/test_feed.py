@@ -21,6 +21,7 @@ from tests.support import Receiver, Stack, example_input, query
 
 DIGITS, SPIN = "inferhook/digits", "inferhook/spin"
 SUCCEEDED, CANCELED = "inferhook.prediction.succeeded", "inferhook.prediction.canceled"
+CREATED = "inferhook.prediction.created"
 
 
 def body(stack: Stack, model: str = DIGITS, **extra: Any) -> dict[str, Any]:
@@ -191,6 +192,21 @@ async def test_another_owner_sees_none_of_it(stack: Stack) -> None:
     assert {e["model"] for e in page["results"]} == {SPIN}
     assert not {e["id"] for e in page["results"]} & {e["id"] for e in alices}
     assert await whole_feed(stack) == alices
+
+
+@pytest.mark.usefixtures("clean_db")
+async def test_a_cursor_outlives_the_services(settings: Settings) -> None:
+    async with Stack.running(settings, executor=False) as first:
+        before = await (await first.create(body(first))).json()
+        cursor = (await feed_has(first, 1, CREATED))[-1]
+        _, page, _ = await read_feed(first)
+    assert cursor["prediction_id"] == before["id"]
+    async with Stack.running(settings, executor=False) as second:  # ingest and dispatcher anew
+        after = await (await second.create(body(second))).json()
+        await feed_has(second, 2, CREATED)
+        status, rest, _ = await read_feed(second, after=page["next"])
+    assert status == 200
+    assert [(e["type"], e["prediction_id"]) for e in rest["results"]] == [(CREATED, after["id"])]
 
 
 @pytest.mark.parametrize("params", [
