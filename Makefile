@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: up test install provision lint bench chaos clean
+.PHONY: up test install provision lint bench gpu-check chaos clean
 
 $(VENV)/.installed: pyproject.toml client/pyproject.toml scripts/model-packages.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,15 @@ $(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
 bench: provision $(VENV)/.bench-installed
 	bash bench/provision.sh
 	$(BIN)/python -m bench $(if $(ONLY),--only $(ONLY)) $(BENCH_ARGS)
+
+# make gpu-check [GPU_CHECK_ARGS="--seconds 2 --only inferhook/digits"]: every model on CUDA
+# (when a driver is present: onnxruntime-gpu's CUDA libraries installed first) and on CPU,
+# cold start and steady state, into bench/results/gpu.json and gpu.md; see bench/gpu_check.py.
+GPU_CHECK_ARGS ?=
+
+gpu-check: install
+	$(BIN)/inferhook models build
+	$(BIN)/python -m bench.gpu_check --install $(GPU_CHECK_ARGS)
 
 # make chaos [CHAOS_ARGS="--duration 60 --seed 7"]: five full runs of each scenario, see chaos/.
 CHAOS_ARGS ?=

@@ -17,7 +17,7 @@ from cli.infra import InfraError, LocalKafka, LocalKafkaCluster, LocalPostgres
 from cli.infra.kafka import resolve_jars
 from cli.infra.process import port_open, wait_until
 from cli.supervise import Service, Supervisor
-from inferhook.catalog import load_catalog
+from inferhook.catalog import CatalogEntry, load_catalog
 from inferhook.db import create_engine, migrate
 from inferhook.settings import Settings
 from store.accounts import create_key, owner_of
@@ -120,6 +120,17 @@ def infra_status(settings: Settings) -> dict[str, str]:
     return status
 
 
+def build_outputs(entry: CatalogEntry) -> list[str]:
+    """The files a model's build script writes, relative to its folder: every ONNX file of
+    the manifest (`path` and the `extra` sessions) unless a package ships them, and the
+    example input file when the manifest names one."""
+    source = entry.manifest.onnx
+    outputs = [] if source.package or source.path is None else [source.path, *source.extra.values()]
+    if entry.manifest.example_input_file:
+        outputs.append(entry.manifest.example_input_file)
+    return outputs
+
+
 def build_models(settings: Settings, *, force: bool = False) -> list[str]:
     """Run each model's build script whose outputs are missing; return the models built.
 
@@ -131,10 +142,7 @@ def build_models(settings: Settings, *, force: bool = False) -> list[str]:
         source = entry.manifest.onnx
         if source.build is None or source.path is None:
             continue
-        outputs = [] if source.package else [source.path]
-        if entry.manifest.example_input_file:
-            outputs.append(entry.manifest.example_input_file)
-        if all((entry.folder / output).exists() for output in outputs) and not force:
+        if all((entry.folder / output).exists() for output in build_outputs(entry)) and not force:
             continue
         log.info("building %s", name)
         subprocess.run([sys.executable, source.build], cwd=entry.folder, check=True)

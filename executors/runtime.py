@@ -192,8 +192,10 @@ class LoadedModel:
         return predict if callable(predict) else None
 
     @classmethod
-    def load(cls, entry: CatalogEntry, *, intra_op_threads: int = 1) -> LoadedModel:
-        """Create the sessions and run the handler's setup (blocking)."""
+    def load(cls, entry: CatalogEntry, *, intra_op_threads: int = 1,
+             provider_names: list[str] | None = None) -> LoadedModel:
+        """Create the sessions and run the handler's setup (blocking); on `provider_names`
+        when given (bench.gpu_check compares CUDA and CPU), else on `providers()`."""
         paths = onnx_paths(entry)
         for path in paths.values():
             if not path.exists():
@@ -207,7 +209,7 @@ class LoadedModel:
         for name, path in paths.items():
             try:
                 sessions[name] = ort.InferenceSession(str(path), sess_options=options,
-                                                      providers=providers())
+                                                      providers=provider_names or providers())
             except Exception as exc:  # ORT raises its own untyped errors
                 raise ModelLoadError(f"{entry.name}: {path}: {exc}") from exc
         handler = load_handler(entry)

@@ -12,23 +12,16 @@ import mimetypes
 import re
 from datetime import timedelta
 from pathlib import PurePosixPath
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import uuid_utils
-from aiohttp import BodyPartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp import web
 
 from inferhook import datauri
 from inferhook.filelinks import FileLinks
 from ingest.body import parse_query
-from ingest.errors import (
-    BadRequest,
-    Forbidden,
-    NotFound,
-    PayloadTooLarge,
-    Unprocessable,
-    UnsupportedMediaType,
-)
+from ingest.errors import Forbidden, NotFound, PayloadTooLarge, Unprocessable
+from ingest.forms import Upload, read_form
 from ingest.middleware import signed_link
 from ingest.openapi import operation
 from ingest.state import ENGINE, FILES, LINKS, OWNER, SETTINGS
@@ -39,6 +32,8 @@ from schemas.files import (
     PURPOSE,
     ContentQuery,
     FileDeleted,
+    FileList,
+    FileListQuery,
     FileObject,
     FileUpload,
 )
@@ -46,11 +41,8 @@ from store.files import StoredFile
 
 routes = web.RouteTableDef()
 
-CHUNK = 256 * 1024
 FORM_OVERHEAD = 64 * 1024
-"""Bytes of a multipart body beyond the file: boundaries, part headers, `purpose`."""
-FIELD_LIMIT = 1024
-"""Largest non-file part read (`purpose`, and any part this route does not use)."""
+"""Bytes of a form beyond the file that are read: `purpose`, and parts the route ignores."""
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 GONE = "no such file (deleted, expired, or never yours)"
 
@@ -76,18 +68,41 @@ def _json(body: FileObject | FileDeleted, status: int = 200) -> web.Response:
 async def upload_file(request: web.Request) -> web.Response:
     """Store the uploaded file for the caller; it expires after the upload TTL."""
     app, settings = request.app, request.app[SETTINGS].files
-    content, filename, content_type, purpose = await _read_form(request, settings.max_upload_bytes)
+    upload, purpose = await _read_upload(request, settings.max_upload_bytes)
     now = utcnow()
     stored = StoredFile(id=FILE_ID_PREFIX + uuid_utils.uuid7().hex, owner=request[OWNER],
-                        purpose=purpose, filename=filename, content_type=content_type,
-                        size=len(content), created_at=now,
+                        purpose=purpose, filename=_filename(upload.filename),
+                        content_type=_content_type(upload), size=len(upload.data),
+                        created_at=now,
                         expires_at=now + timedelta(seconds=settings.upload_ttl_seconds),
-                        prediction_id=None, content=content)
+                        prediction_id=None, content=upload.data)
     async with app[ENGINE].begin() as conn:
         await app[FILES].put(conn, [stored])
     response = _json(file_object(stored, app[LINKS]), status=201)
     response.headers["Location"] = f"{app[SETTINGS].base_url}/v1/files/{stored.id}"
     return response
+
+
+@routes.get("/v1/files")
+@operation("List your files", query=FileListQuery, responses={200: FileList}, tags=("files",),
+           description="The caller's unexpired files (uploads and files made from outputs), "
+                       "newest first; follow `next` (or pass `last_id` as `after`) for older ones.")
+async def list_files(request: web.Request) -> web.Response:
+    """One page of the caller's files; other owners' files never appear."""
+    query = parse_query(FileListQuery, request.query)
+    async with request.app[ENGINE].connect() as conn:
+        found = await request.app[FILES].page(conn, request[OWNER], after=query.after,
+                                              purpose=query.purpose, limit=query.limit + 1)
+    shown, has_more = found[:query.limit], len(found) > query.limit
+    following = None
+    if has_more:
+        params = {k: v for k, v in request.query.items() if k != "after"}
+        params["after"] = shown[-1].id
+        following = f"{request.app[SETTINGS].base_url}/v1/files?{urlencode(params)}"
+    page = FileList(data=[file_object(f, request.app[LINKS]) for f in shown],
+                    first_id=shown[0].id if shown else None,
+                    last_id=shown[-1].id if shown else None, has_more=has_more, next=following)
+    return web.Response(text=page.model_dump_json(), content_type="application/json")
 
 
 @routes.get("/v1/files/{file_id}")
@@ -146,55 +161,31 @@ async def _find(request: web.Request, owner: str | None, *, content: bool) -> St
     return found[file_id]
 
 
-async def _read_form(request: web.Request, limit: int) -> tuple[bytes, str, str, str]:
-    """(content, filename, content type, purpose) of an upload; 415 when it is not a form,
-    413 over `limit`, 422 naming each part that is missing or wrong, 400 when malformed."""
-    if request.content_type != "multipart/form-data":
-        raise UnsupportedMediaType("send the file as multipart/form-data with the parts "
-                                   "`file` and `purpose`")
-    if request.content_length is not None and request.content_length > limit + FORM_OVERHEAD:
-        raise PayloadTooLarge(f"a file may hold at most {limit} bytes")
-    file: tuple[bytes, str, str] | None = None
-    purpose: str | None = None
+async def _read_upload(request: web.Request, limit: int) -> tuple[Upload, str]:
+    """The uploaded file and its purpose; 415 when the body is not a form, 413 over
+    `limit`, 422 naming each part that is missing or wrong, 400 when malformed."""
+    fields = await read_form(request, limit + FORM_OVERHEAD)
+    file, purpose = fields.get("file"), fields.get("purpose")
     problems: list[ProblemItem] = []
-    try:
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                raise BadRequest("nested multipart bodies are not supported")
-            if part.name == "file" and file is None:
-                content = await _read_part(part, limit, f"a file may hold at most {limit} bytes")
-                file = (content, _filename(part.filename), _content_type(part))
-            elif part.name == "purpose" and purpose is None:
-                purpose = (await _read_part(part, FIELD_LIMIT, "`purpose` is too long")).decode()
-            elif part.name in ("file", "purpose"):
-                problems.append(ProblemItem(loc=["body", part.name], msg="given more than once"))
-            else:
-                await _read_part(part, FIELD_LIMIT, f"part {part.name!r} is too long")
-    except (ValueError, AssertionError, HttpProcessingError) as exc:  # aiohttp's parse errors
-        raise BadRequest(f"body is not a valid multipart/form-data body: {exc}") from exc
-    if file is None:
-        problems.append(ProblemItem(loc=["body", "file"], msg="Field required: the file part"))
-    elif not file[0]:
+    if isinstance(file, list):
+        problems.append(ProblemItem(loc=["body", "file"], msg="given more than once"))
+    elif not isinstance(file, Upload):
+        problems.append(ProblemItem(loc=["body", "file"],
+                                    msg="Field required: the file part (with a filename)"))
+    elif len(file.data) > limit:
+        raise PayloadTooLarge(f"a file may hold at most {limit} bytes")
+    elif not file.data:
         problems.append(ProblemItem(loc=["body", "file"], msg="the file is empty"))
-    if purpose is None:
+    if isinstance(purpose, list):
+        problems.append(ProblemItem(loc=["body", "purpose"], msg="given more than once"))
+    elif not isinstance(purpose, str):
         problems.append(ProblemItem(loc=["body", "purpose"], msg="Field required"))
     elif not PURPOSE.match(purpose):
         problems.append(ProblemItem(loc=["body", "purpose"],
                                     msg=f"must match {PURPOSE.pattern}, e.g. user_data"))
-    if problems or file is None or purpose is None:
+    if problems or not isinstance(file, Upload) or not isinstance(purpose, str):
         raise Unprocessable(f"{len(problems)} problem(s) with the upload", problems)
-    return file[0], file[1], file[2], purpose
-
-
-async def _read_part(part: BodyPartReader, limit: int, too_large: str) -> bytes:
-    chunks, size = [], 0
-    while chunk := await part.read_chunk(CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(too_large)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return file, purpose
 
 
 def _filename(given: str | None) -> str:
@@ -203,10 +194,10 @@ def _filename(given: str | None) -> str:
     return name[-255:] or "file"
 
 
-def _content_type(part: BodyPartReader) -> str:
+def _content_type(upload: Upload) -> str:
     """The part's media type when it names one; else a guess from the filename."""
-    given = part.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    given = upload.content_type.split(";")[0].strip().lower()
     if datauri.MEDIA_TYPE.match(given) and given != "application/octet-stream":
         return given
-    guessed = mimetypes.guess_type(_filename(part.filename))[0]
+    guessed = mimetypes.guess_type(_filename(upload.filename))[0]
     return guessed if guessed and datauri.MEDIA_TYPE.match(guessed) else "application/octet-stream"

@@ -13,10 +13,11 @@ from typing import Any
 
 import orjson
 
-from ingest.adapters.base import Adapter, Finished
+from ingest.adapters.base import Adapter
 from schemas.api import AsyncJob, JobError, JobErrorDetail, JobStatus
 from schemas.events import PredictionError
 from schemas.files import file_references
+from schemas.results import SHAPE_ERRORS, Finished
 from schemas.status import FailureReason, Status
 from schemas.tables import PredictionRow
 
@@ -65,7 +66,7 @@ def job_of(row: PredictionRow, adapter: Adapter[Any],
                     output=row.output, options=row.task_options or {}, files=files or {})
     try:
         result = adapter.result(done)
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+    except SHAPE_ERRORS as exc:
         log.error("prediction %s: output does not fit a %s result: %r", row.id, adapter.kind, exc)
         return _failed(job, 500, "server_error",
                        f"the model's output does not fit a {adapter.kind} result: {exc!r}",

@@ -85,6 +85,9 @@ class Prediction(BaseModel):
         description="Seconds: queue_time, load_time (cold start), predict_time, total_time")
     kind: str | None = Field(
         default=None, description="Task kind when made through /v1/async/<kind> (e.g. embeddings)")
+    result: Any = Field(
+        default=None, description="With a kind, once succeeded: the OpenAI-style result that "
+                                  "GET /v1/async/<kind>/{id} shows (binary results as file links)")
     urls: PredictionUrls
 
 

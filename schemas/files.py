@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 FILE_ID_PREFIX = "file-"
 OUTPUT_PURPOSE = "output"
@@ -44,6 +44,31 @@ class FileObject(BaseModel):
     purpose: str = Field(description="As given at upload; `output` for files made from outputs")
     content_type: str
     url: str = Field(description="Signed content link, usable without an API key until expires_at")
+
+
+class FileListQuery(BaseModel):
+    """Query parameters of `GET /v1/files`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=20, ge=1, le=100, description="Files per page")
+    after: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,100}$",
+                              description="A file id: only files older than it (the `last_id` "
+                                          "of the previous page)")
+    purpose: str | None = Field(default=None, pattern=PURPOSE.pattern,
+                                description="Only files with this purpose (`output`: made from "
+                                            "outputs)")
+
+
+class FileList(BaseModel):
+    """Body of `GET /v1/files`: the caller's unexpired files, newest first (OpenAI's list)."""
+
+    object: Literal["list"] = "list"
+    data: list[FileObject]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+    next: str | None = Field(description="URL of the next (older) page; null on the last page")
 
 
 class FileDeleted(BaseModel):

@@ -24,6 +24,7 @@ from sqlmodel import Field, SQLModel
 
 from schemas.api import Prediction, prediction_urls
 from schemas.events import PredictionError
+from schemas.results import linked_result
 from schemas.status import Status
 
 TXID = "(pg_current_xact_id()::text)::bigint"
@@ -118,11 +119,18 @@ class PredictionFields(Protocol):
     def metrics(self) -> dict[str, float]: ...
     @property
     def kind(self) -> str | None: ...
+    @property
+    def task_options(self) -> dict[str, Any] | None: ...
 
 
 def api_prediction(row: PredictionFields, base_url: str) -> Prediction:
     """The prediction as the API and webhooks show it (no table model is built: the
-    projector renders every webhook body through this)."""
+    projector renders every webhook body through this). A succeeded prediction of a task
+    kind carries its kind's result beside the output (schemas.results)."""
+    result = None
+    if row.kind is not None and row.status == Status.SUCCEEDED and not row.data_removed:
+        result = linked_result(row.kind, id=row.id, model=row.model, created_at=row.created_at,
+                               input=row.input, output=row.output, options=row.task_options)
     return Prediction(
         id=row.id, model=row.model, status=Status(row.status),
         phase=row.phase if row.status == Status.STARTED else None, input=row.input,
@@ -132,7 +140,7 @@ def api_prediction(row: PredictionFields, base_url: str) -> Prediction:
         webhook_events_filter=row.webhook_events_filter, created_at=row.created_at,
         started_at=row.started_at, completed_at=row.completed_at,
         expires_at=row.expires_at, deadline=row.deadline, data_removed=row.data_removed,
-        metrics=row.metrics, kind=row.kind,
+        metrics=row.metrics, kind=row.kind, result=result,
         urls=prediction_urls(base_url, row.id),
     )
 

@@ -47,6 +47,15 @@ SELECT_ANY = text(f"""
 SELECT {_SHOWN} FROM files WHERE id = ANY(CAST(:ids AS text[])) AND expires_at > now()
 """)
 
+SELECT_PAGE = text(f"""
+SELECT {_SHOWN} FROM files
+WHERE owner = :owner AND expires_at > now()
+  AND (CAST(:after AS text) IS NULL OR id < :after)
+  AND (CAST(:purpose AS text) IS NULL OR purpose = :purpose)
+ORDER BY id DESC LIMIT :limit
+""")
+"""File ids are time-ordered (uuid7): newest first is id order, the page's last id its cursor."""
+
 DELETE = text("DELETE FROM files WHERE id = :id AND owner = :owner")
 
 SWEEP = text("""
@@ -85,6 +94,11 @@ class FileStore(Protocol):
         """The unexpired files among `ids` by id: only `owner`'s, or anyone's when `owner` is
         None (a signed link names the file itself); with their bytes when `content`."""
 
+    async def page(self, conn: AsyncConnection, owner: str, *, after: str | None,
+                   purpose: str | None, limit: int) -> list[StoredFile]:
+        """Up to `limit` of `owner`'s unexpired files older than the file `after` (all when
+        None), newest first, with `purpose` when given; without their bytes."""
+
     async def delete(self, conn: AsyncConnection, file_id: str, owner: str) -> bool:
         """Delete `owner`'s file; False when there was none."""
 
@@ -107,6 +121,12 @@ class PostgresFiles:
         found = await (conn.execute(SELECT_ANY, params) if owner is None
                        else conn.execute(SELECT_OWNED, {**params, "owner": owner}))
         return {row.id: StoredFile(**row._mapping) for row in found}
+
+    async def page(self, conn: AsyncConnection, owner: str, *, after: str | None,
+                   purpose: str | None, limit: int) -> list[StoredFile]:
+        found = await conn.execute(SELECT_PAGE, {"owner": owner, "after": after, "limit": limit,
+                                                 "purpose": purpose, "content": False})
+        return [StoredFile(**row._mapping) for row in found]
 
     async def delete(self, conn: AsyncConnection, file_id: str, owner: str) -> bool:
         result = await conn.execute(DELETE, {"id": file_id, "owner": owner})

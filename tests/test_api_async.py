@@ -172,6 +172,12 @@ async def test_image_generations_return_pngs(stack: Stack) -> None:
         assert (image.format, image.size) == ("PNG", (64, 64))
     inline = await run(stack, "images/generations", {**body, "response_format": "b64_json"})
     assert [base64.b64decode(d["b64_json"]) for d in inline["result"]["data"]] == pngs  # same seed
+    # The prediction underneath carries the result too, binary results as file links.
+    async with stack.http.get(f"{stack.base_url}/v1/predictions/{inline['id']}",
+                              headers=stack.auth()) as response:
+        prediction = await response.json()
+    linked = [await fetch(stack, item["url"]) for item in prediction["result"]["data"]]
+    assert linked == pngs and prediction["result"]["seed"] == 11
 
 
 @pytest.mark.parametrize("kind", ["images/edits", "images/variations"])
@@ -346,6 +352,7 @@ async def test_prefer_wait_webhook_events_and_idempotency(stack: Stack, receiver
     (hook,) = await receiver.wait_for(1)
     pushed = hook.json()
     assert (pushed["id"], pushed["status"], pushed["kind"]) == (job["id"], "succeeded", "embeddings")
+    assert pushed["result"] == job["result"]  # the OpenAI-shaped result beside the output
     async with stack.http.get(f"{stack.base_url}/v1/predictions/{job['id']}/events",
                               headers=stack.auth()) as response:
         history = (await response.json())["results"]

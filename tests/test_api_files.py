@@ -114,6 +114,31 @@ async def test_another_owner_finds_no_file(stack: Stack) -> None:
     assert (status, got) == (200, b"alice's"), "bob's DELETE changed nothing"
 
 
+async def test_the_list_pages_through_the_callers_files_newest_first(stack: Stack) -> None:
+    mine = [await uploaded(stack, f"file {i}".encode(), purpose="user_data" if i else "batch")
+            for i in range(3)]
+    bob = await stack.new_key("bob")
+    await uploaded(stack, b"bob's", key=bob)
+    status, body, _ = await fetch(stack, f"{stack.base_url}/v1/files?limit=2", stack.auth())
+    first = json.loads(body)
+    assert status == 200 and first["object"] == "list" and first["has_more"]
+    assert first["data"] == [mine[2], mine[1]]  # the file objects, newest first
+    assert (first["first_id"], first["last_id"]) == (mine[2]["id"], mine[1]["id"])
+    status, body, _ = await fetch(stack, first["next"], stack.auth())
+    second = json.loads(body)
+    assert [f["id"] for f in second["data"]] == [mine[0]["id"]]
+    assert (second["has_more"], second["next"]) == (False, None)
+    status, body, _ = await fetch(stack, f"{stack.base_url}/v1/files?purpose=batch", stack.auth())
+    assert [f["id"] for f in json.loads(body)["data"]] == [mine[0]["id"]]
+    status, body, _ = await fetch(stack, f"{stack.base_url}/v1/files", stack.auth(bob))
+    assert [f["filename"] for f in json.loads(body)["data"]] == ["a.bin"]
+    assert len(json.loads(body)["data"]) == 1, "bob sees his file alone"
+    status, body, _ = await fetch(stack, f"{stack.base_url}/v1/files?limit=0", stack.auth())
+    assert status == 400 and json.loads(body)["errors"][0]["loc"] == ["query", "limit"]
+    status, body, _ = await fetch(stack, f"{stack.base_url}/v1/files?after=a%00b", stack.auth())
+    assert status == 400 and json.loads(body)["errors"][0]["loc"] == ["query", "after"]
+
+
 async def test_delete_removes_the_file_and_its_links(stack: Stack) -> None:
     body = await uploaded(stack, b"short-lived")
     base = f"{stack.base_url}/v1/files/{body['id']}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import struct
 import wave
 from datetime import UTC, datetime, timedelta
@@ -18,15 +19,16 @@ from dispatcher.fold import fold
 from inferhook.catalog import CatalogEntry, load_catalog
 from inferhook.settings import Settings
 from ingest.adapters import ADAPTERS
-from ingest.adapters.base import Finished, ModelRequest, OutputMismatch
+from ingest.adapters.base import ModelRequest
 from ingest.body import parse
 from ingest.errors import Unprocessable
 from ingest.forms import Upload
 from ingest.jobs import job_of, visible, wants_files
 from ingest.tasks import relocated
 from schemas.api import JobStatus, ProblemItem
-from schemas.events import CREATED_SEQUENCE, Created, EventType, PredictionEvent
+from schemas.events import CREATED_SEQUENCE, Completed, Created, EventType, PredictionEvent
 from schemas.manifest import ModelManifest
+from schemas.results import RESULTS, Finished, OutputMismatch
 from schemas.tables import PredictionRow
 from schemas.tasks import TaskKind
 
@@ -480,3 +482,56 @@ def test_the_projection_keeps_the_kind_of_created() -> None:
     decoded = PredictionEvent.decode(event.headers(), event.value())
     folded = fold({}, [decoded], "http://x")
     assert (folded.rows["p"].kind, folded.rows["p"].task_options) == ("rerank", {"top_n": 1})
+
+
+# --- the result beside the output: webhooks and GET /v1/predictions ----------------------------
+
+def test_every_kind_has_its_result() -> None:
+    assert set(RESULTS) == set(TaskKind)
+    assert all(ADAPTERS[kind].result is rule.make for kind, rule in RESULTS.items())
+
+
+def test_a_webhook_of_a_task_carries_its_result() -> None:
+    def event(sequence: int, kind: EventType, data: Any) -> PredictionEvent:
+        sent = PredictionEvent(id=f"p-{sequence}", source="tests", type=kind, time=NOW,
+                               subject="p", sequence=sequence, data=data)
+        return PredictionEvent.decode(sent.headers(), sent.value())
+
+    created = Created(owner="alice", model="inferhook/all-minilm-l6-v2",
+                      input={"query": "bread", "documents": ["stocks", "dough"]},
+                      webhook="https://example.com/hook", created_at=NOW, kind=TaskKind.RERANK,
+                      task_options={"top_n": 1, "return_documents": True})
+    done = Completed(completed_at=NOW, output={"scores": [0.1, 0.8], "token_counts": [3, 4]})
+    folded = fold({}, [event(CREATED_SEQUENCE, EventType.CREATED, created),
+                       event(CREATED_SEQUENCE + 1, EventType.SUCCEEDED, done)], "http://x")
+    body = json.loads(folded.intents[-1].body)
+    assert body["output"] == {"scores": [0.1, 0.8], "token_counts": [3, 4]}
+    assert body["result"] == {"id": "p", "model": "inferhook/all-minilm-l6-v2",
+                              "results": [{"index": 1, "relevance_score": 0.8,
+                                           "document": {"text": "dough"}}],
+                              "usage": {"total_tokens": 7}}
+
+
+def test_a_prediction_shows_binary_results_as_file_links() -> None:
+    stored = reference("file-1", "image/png", 3)
+    images = row("succeeded", model="inferhook/dcgan-faces", kind="images/generations",
+                 output={"images": [stored], "seed": 4},
+                 task_options={"response_format": "b64_json"})  # the poll inlines, this links
+    assert images.to_api("http://x").result == {"created": int(NOW.timestamp()), "seed": 4,
+                                                "data": [{"url": stored["url"]}]}
+    audio = reference("file-2", "audio/wav", 44)
+    speech = row("succeeded", model="inferhook/piper-joe", kind="audio/speech", task_options={},
+                 output={"audio": audio, "sample_rate": 22050, "duration": 1.5})
+    assert speech.to_api("http://x").result == {
+        "content_type": "audio/wav", "url": audio["url"], "file_id": "file-2", "bytes": 44,
+        "sample_rate": 22050, "duration": 1.5}
+
+
+def test_a_prediction_has_no_result_without_a_kind_or_before_success() -> None:
+    output = {"embeddings": [[1.0]], "token_counts": [3]}
+    assert row("succeeded", output=output).to_api("http://x").result["data"][0]["embedding"] == [1.0]
+    assert row("succeeded", output=output, kind=None).to_api("http://x").result is None
+    assert row("started", output=output).to_api("http://x").result is None
+    assert row("succeeded", output=output, data_removed=True).to_api("http://x").result is None
+    # An output that does not fit the kind: no result here (the poll reports the mismatch).
+    assert row("succeeded", output={"something": "else"}).to_api("http://x").result is None

@@ -9,11 +9,14 @@ import os
 import resource
 import subprocess
 import sys
+import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
-from bench.benchmarks import capacity, feed
+from bench import gpu_check
+from bench.benchmarks import capacity, feed, first_token, speech
 from bench.cpu import Window, per_unit_ms, tree_seconds
 from bench.hops import ANSWER, PATH, TOTAL, Timeline, breakdown, table
 from bench.profile import package, summarize
@@ -167,3 +170,75 @@ def test_feed_wake_rows_keep_the_shape_and_the_100_ms_goal(tmp_path: Path) -> No
     assert p99["value"] > 100 and p99["met"] is False
     missing = feed.figures([], [])
     assert [(r.value, r.met) for r in missing] == [(None, None)] * 2
+
+
+def test_async_task_rows_keep_the_shape(tmp_path: Path) -> None:
+    results = [
+        speech.row("transcription", speech.TRANSCRIBE, served=0.30, raw=0.20),
+        speech.row("speech", speech.SPEAK, served=0.12, raw=0.10),
+        *first_token.rows(served=[0.2, 0.1, 0.3, 0.4], raw=[0.05, 0.05, 0.05, 0.1]),
+    ]
+    path = tmp_path / "latest.json"
+    write_json(path, {"cores": 2}, results, {}, {"command": "make bench ONLY=speech,first_token"})
+    transcription, speak, p50, p99 = json.loads(path.read_text())["results"]
+    assert [list(entry) for entry in (transcription, speak, p50, p99)] == [FIELDS] * 4
+    assert transcription["name"] == ("real-time factor served vs raw: transcription "
+                                     "(inferhook/whisper-tiny-en)")
+    assert (transcription["unit"], transcription["baseline_name"]) == (
+        "s per s of audio", "raw onnxruntime, same handler")
+    assert (transcription["ratio"], speak["ratio"]) == (1.5, 1.2)
+    assert (p50["unit"], p50["value"], p50["baseline_value"]) == ("ms", 250.0, 50.0)
+    assert p99["name"] == "chat first-token latency p99 through the stack vs raw onnxruntime"
+    assert p99["value"] == pytest.approx(397.0) and p99["baseline_value"] == pytest.approx(98.5)
+
+
+def test_served_real_time_factor_is_the_median_per_second_of_audio() -> None:
+    runs = [speech.Served(seconds=2.0, audio_seconds=10.0, predict_time=1.0),
+            speech.Served(seconds=3.0, audio_seconds=5.0, predict_time=None),
+            speech.Served(seconds=1.0, audio_seconds=4.0, predict_time=0.5)]
+    assert speech.rtf(runs) == pytest.approx(0.25)
+
+
+def test_gpu_check_markdown_and_cuda_against_cpu() -> None:
+    rows = [gpu_check.Row("inferhook/digits", gpu_check.CUDA, gpu_check.CUDA, load_ms=400.0,
+                          first_run_ms=100.0, p50_ms=0.5, p99_ms=1.0, runs=50, batch=64,
+                          per_second=40_000.0),
+            gpu_check.Row("inferhook/digits", gpu_check.CPU, gpu_check.CPU, load_ms=50.0,
+                          first_run_ms=50.0, p50_ms=1.0, p99_ms=2.0, runs=50, batch=64,
+                          per_second=10_000.0),
+            gpu_check.Row("inferhook/vad", gpu_check.CUDA, gpu_check.CPU, load_ms=10.0,
+                          first_run_ms=5.0, p50_ms=1.0, p99_ms=1.0, runs=3),
+            gpu_check.Row("inferhook/piper-joe", gpu_check.CPU, error="espeak-ng not found")]
+    assert gpu_check.speedups(rows) == {
+        "inferhook/digits": {"cold_start": 0.2, "p50": 2.0, "per_second": 4.0}}
+    document = {"machine": {"cores": 16, "cpu": "x86_64", "gpu": "NVIDIA H200", "python": "3.12",
+                            "onnxruntime": "1.31.1", "cuda": "CUDA provider"},
+                "run": {"finished_at": "now", "command": "make gpu-check", "duration_s": 300.0,
+                        "seconds": 4.0},
+                "models": [{**asdict(r), "cold_start_ms": r.cold_start_ms} for r in rows]}
+    lines = gpu_check.markdown(document).splitlines()
+    assert "| inferhook/digits | CUDA | 500 (400 + 100) | 0.5 | 1 | 50 | 40,000 (64) |  |" in lines
+    assert "| inferhook/vad | CPU | 15 (10 + 5) | 1 | 1 | 3 | — | fell back to CPU |" in lines
+    assert "| inferhook/piper-joe | CPU | — | — | — | 0 | — | espeak-ng not found |" in lines
+    assert "| inferhook/digits | 0.2 | 2 | 4 |" in lines
+
+
+def test_gpu_check_measures_a_model_on_cpu() -> None:
+    row = gpu_check.measure("inferhook/digits", gpu_check.CPU, seconds=0.2)
+    assert (row.provider, row.error, row.batch) == (gpu_check.CPU, None, 64)
+    assert row.runs >= gpu_check.MIN_RUNS
+    assert row.load_ms and row.first_run_ms and row.p50_ms and row.p99_ms and row.per_second
+    assert row.p50_ms <= row.p99_ms
+
+
+def test_gpu_check_writes_its_files_and_skips_what_the_budget_leaves_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(gpu_check.STARTED_ENV, str(time.time() - 60))  # a minute already spent
+    gpu_check.main(["--only", "inferhook/digits", "--budget", "30", "--out", str(tmp_path)])
+    document = json.loads((tmp_path / "gpu.json").read_text())
+    usable, why = gpu_check.cuda_status()  # here: no NVIDIA driver, CPU alone
+    assert document["machine"]["cuda"] == why
+    providers = [gpu_check.CUDA, gpu_check.CPU] if usable else [gpu_check.CPU]
+    assert [(r["model"], r["requested"], r["error"]) for r in document["models"]] == [
+        ("inferhook/digits", provider, "skipped: out of time") for provider in providers]
+    assert "| inferhook/digits | CPU | — |" in (tmp_path / "gpu.md").read_text()

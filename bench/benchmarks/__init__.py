@@ -12,11 +12,13 @@ from bench.benchmarks import (
     e2e,
     executor,
     feed,
+    first_token,
     get,
     hops,
     profiles,
     projection,
     scale,
+    speech,
     wait,
     webhooks,
 )
@@ -39,8 +41,10 @@ BENCHMARKS: dict[str, Benchmark] = {
     "webhooks": webhooks.run,
     "wait": wait.run,
     "feed": feed.run,
+    "speech": speech.run,
+    "first_token": first_token.run,
     "scale": scale.run,
 }
 """Every benchmark, in the order a full run takes them (cpu on a quiet stack, before the
 benchmarks that leave work or rows behind; profiles apart from cpu, since its samplers take
-CPU too; scale last: it leaves 1M rows)."""
+CPU too; speech and first_token start executors of their own; scale last: it leaves 1M rows)."""

@@ -1,5 +1,6 @@
 """One adapter per task kind of `/v1/async/<kind>`: the OpenAI-style body → the model's
-input, and the model's output → the OpenAI-style result (see ingest.adapters.base)."""
+input (see ingest.adapters.base); the model's output → the OpenAI-style result is the
+kind's in schemas.results."""
 
 from __future__ import annotations
 

@@ -1,24 +1,23 @@
-"""What a task adapter is: an OpenAI-style body → model input, and model output → result.
+"""What a task adapter is: an OpenAI-style body → model input (its result: schemas.results).
 
-Both halves are pure. `request` validates what pydantic cannot (media that must decode, a
+It is pure. `request` validates what pydantic cannot (media that must decode, a
 model that takes one text) and raises Unprocessable; the model's own input schema is
-checked after it, its problems reported at the body fields named in `fields`. `result`
-raises OutputMismatch (or KeyError, TypeError, ValueError, IndexError) when an output
-does not have the shape the kind's models promise.
+checked after it, its problems reported at the body fields named in `fields`. The result
+half lives in schemas.results (the dispatcher renders it into webhook bodies too); an
+adapter reaches its kind's there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from inferhook.catalog import CatalogEntry
 from schemas.api import WebhookEvent
-from schemas.files import FileReference
+from schemas.results import RESULTS, Finished
 from schemas.tasks import TaskKind
 
 Loc = tuple[str | int, ...]
@@ -51,61 +50,33 @@ class ModelRequest:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Finished:
-    """A succeeded prediction, as a result is made from it."""
-
-    id: str
-    model: str
-    created_at: datetime
-    input: dict[str, Any]
-    output: Any
-    options: dict[str, Any] = field(default_factory=dict)
-    files: Mapping[str, bytes] = field(default_factory=dict)
-    """Content of the files the output references, by id, when the adapter needs them."""
-
-    @property
-    def created(self) -> int:
-        """Unix seconds of creation (OpenAI's `created`)."""
-        return int(self.created_at.timestamp())
-
-
-class OutputMismatch(ValueError):
-    """A model's output does not have the shape its kind's result is made from."""
-
-
-def binary(value: Any, media: str) -> FileReference | str:
-    """A binary output value: the file the dispatcher stored it as (a reference), or the
-    `data:` URI it still is; OutputMismatch unless its media type starts with `media`."""
-    if isinstance(value, dict):
-        reference = FileReference.model_validate(value)
-        if not reference.content_type.startswith(media):
-            raise OutputMismatch(f"expected {media}…, got a file of {reference.content_type}")
-        return reference
-    head, comma, _ = str(value).partition(",")
-    if not (head.startswith(f"data:{media}") and head.endswith(";base64") and comma):
-        raise OutputMismatch(f"expected a {media}… file or base64 data URI")
-    return str(value)
-
-
 Body = TypeVar("Body", bound=TaskBody)
 
 
 @dataclass(frozen=True)
 class Adapter(Generic[Body]):
-    """One task kind's pair of mappings, with the models documenting both sides."""
+    """One task kind's request mapping, with the model documenting its body; the result
+    mapping is the kind's in schemas.results."""
 
     kind: TaskKind
     body: type[Body]
     request: Callable[[Body, CatalogEntry], ModelRequest]
-    result: Callable[[Finished], Any]
-    """The result as JSON data (the OpenAI response body of the kind)."""
-    result_model: type[BaseModel] | None = None
-    """What `result` returns, for the OpenAPI document; None when it varies (text formats)."""
     fields: Mapping[str, Loc] = field(default_factory=dict)
     """Model input field → the body field it comes from (default: the same name)."""
-    needs_files: Callable[[Mapping[str, Any]], bool] = lambda options: False
-    """Whether, with these options, `result` needs the content of the output's files."""
+
+    @property
+    def result(self) -> Callable[[Finished], Any]:
+        """The result as JSON data (the OpenAI response body of the kind)."""
+        return RESULTS[self.kind].make
+
+    @property
+    def result_model(self) -> type[BaseModel] | None:
+        """What `result` returns, for the OpenAPI document; None when it varies."""
+        return RESULTS[self.kind].model
+
+    def needs_files(self, options: Mapping[str, Any]) -> bool:
+        """Whether, with these options, `result` needs the content of the output's files."""
+        return RESULTS[self.kind].needs_files(options)
 
     def body_loc(self, input_loc: Loc) -> Loc:
         """Where in the body a problem at `input_loc` (a path into the model input) lies."""

@@ -1,9 +1,9 @@
-"""chat/completions, completions, responses: OpenAI's text-generation bodies and results.
+"""chat/completions, completions, responses: OpenAI's text-generation bodies (results:
+schemas.results.chat).
 
 Models take `{messages: [{role, content}]}` (roles system, user, assistant) or `{prompt}`,
-with max_tokens, temperature, top_p, stop and seed, and answer `{text, finish_reason:
-"stop"|"length", usage: {prompt_tokens, completion_tokens, total_tokens}}`. Tokens stream
-as the prediction's `output` events, not in the job: an async request does not stream.
+with max_tokens, temperature, top_p, stop and seed. Tokens stream as the prediction's
+`output` events, not in the job: an async request does not stream.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from inferhook.catalog import CatalogEntry
-from ingest.adapters.base import Adapter, Finished, ModelRequest, OutputMismatch, TaskBody, examples
+from ingest.adapters.base import Adapter, ModelRequest, TaskBody, examples
 from schemas.tasks import TaskKind
 
 Role = Literal["system", "developer", "user", "assistant"]
 Stop = Annotated[str, StringConstraints(min_length=1)]
 NO_STREAM = ("async requests do not stream: follow the prediction's events "
              "(GET /v1/predictions/{id}/stream) for tokens as they come")
-FINISH_REASONS = ("stop", "length")
 
 
 class Sampling(TaskBody):
@@ -105,86 +104,6 @@ class ResponsesBody(Sampling):
     store: bool | None = Field(default=None, description="Accepted; the result is kept for its TTL")
 
 
-class Usage(BaseModel):
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-
-class AssistantMessage(BaseModel):
-    role: Literal["assistant"] = "assistant"
-    content: str
-    refusal: None = None
-
-
-class ChatChoice(BaseModel):
-    index: int = 0
-    message: AssistantMessage
-    logprobs: None = None
-    finish_reason: str
-
-
-class ChatCompletion(BaseModel):
-    id: str
-    object: Literal["chat.completion"] = "chat.completion"
-    created: int
-    model: str
-    choices: list[ChatChoice]
-    usage: Usage
-
-
-class CompletionChoice(BaseModel):
-    text: str
-    index: int = 0
-    logprobs: None = None
-    finish_reason: str
-
-
-class Completion(BaseModel):
-    id: str
-    object: Literal["text_completion"] = "text_completion"
-    created: int
-    model: str
-    choices: list[CompletionChoice]
-    usage: Usage
-
-
-class OutputText(BaseModel):
-    type: Literal["output_text"] = "output_text"
-    text: str
-    annotations: list[Any] = Field(default_factory=list)
-
-
-class OutputMessage(BaseModel):
-    type: Literal["message"] = "message"
-    id: str
-    status: Literal["completed", "incomplete"]
-    role: Literal["assistant"] = "assistant"
-    content: list[OutputText]
-
-
-class ResponseUsage(BaseModel):
-    input_tokens: int
-    output_tokens: int
-    total_tokens: int
-
-
-class IncompleteDetails(BaseModel):
-    reason: Literal["max_output_tokens"] = "max_output_tokens"
-
-
-class Response(BaseModel):
-    id: str
-    object: Literal["response"] = "response"
-    created_at: int
-    status: Literal["completed", "incomplete"]
-    incomplete_details: IncompleteDetails | None = None
-    error: None = None
-    model: str
-    output: list[OutputMessage]
-    usage: ResponseUsage
-
-
 def _text(content: str | list[TextPart] | list[InputText]) -> str:
     return content if isinstance(content, str) else "\n".join(part.text for part in content)
 
@@ -220,41 +139,7 @@ def responses(body: ResponsesBody, entry: CatalogEntry) -> ModelRequest:
     return ModelRequest({"messages": messages, **_sampling(body, body.max_output_tokens)})
 
 
-def _generated(done: Finished) -> tuple[str, str, Usage]:
-    text, reason = done.output["text"], done.output["finish_reason"]
-    if not isinstance(text, str) or reason not in FINISH_REASONS:
-        raise OutputMismatch("expected text and a finish_reason of stop or length")
-    return text, reason, Usage.model_validate(done.output["usage"])
-
-
-def chat_result(done: Finished) -> Any:
-    text, reason, usage = _generated(done)
-    choice = ChatChoice(message=AssistantMessage(content=text), finish_reason=reason)
-    return ChatCompletion(id=f"chatcmpl-{done.id}", created=done.created, model=done.model,
-                          choices=[choice], usage=usage).model_dump(mode="json")
-
-
-def completion_result(done: Finished) -> Any:
-    text, reason, usage = _generated(done)
-    return Completion(id=f"cmpl-{done.id}", created=done.created, model=done.model,
-                      choices=[CompletionChoice(text=text, finish_reason=reason)],
-                      usage=usage).model_dump(mode="json")
-
-
-def responses_result(done: Finished) -> Any:
-    text, reason, usage = _generated(done)
-    status: Literal["completed", "incomplete"] = "completed" if reason == "stop" else "incomplete"
-    message = OutputMessage(id=f"msg_{done.id}", status=status, content=[OutputText(text=text)])
-    return Response(
-        id=f"resp_{done.id}", created_at=done.created, status=status,
-        incomplete_details=IncompleteDetails() if status == "incomplete" else None,
-        model=done.model, output=[message],
-        usage=ResponseUsage(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens,
-                            total_tokens=usage.total_tokens),
-    ).model_dump(mode="json")
-
-
-CHAT = Adapter(TaskKind.CHAT_COMPLETIONS, ChatBody, chat, chat_result, ChatCompletion)
-COMPLETIONS = Adapter(TaskKind.COMPLETIONS, CompletionBody, completion, completion_result, Completion)
-RESPONSES = Adapter(TaskKind.RESPONSES, ResponsesBody, responses, responses_result, Response,
+CHAT = Adapter(TaskKind.CHAT_COMPLETIONS, ChatBody, chat)
+COMPLETIONS = Adapter(TaskKind.COMPLETIONS, CompletionBody, completion)
+RESPONSES = Adapter(TaskKind.RESPONSES, ResponsesBody, responses,
                     fields={"messages": ("input",), "max_tokens": ("max_output_tokens",)})

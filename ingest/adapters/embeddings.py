@@ -6,14 +6,12 @@ Models take `{texts: [...]}` → `{embeddings, token_counts}` (many texts at onc
 
 from __future__ import annotations
 
-import base64
-import struct
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from inferhook.catalog import CatalogEntry
-from ingest.adapters.base import Adapter, Finished, ModelRequest, OutputMismatch, TaskBody, examples
+from ingest.adapters.base import Adapter, ModelRequest, TaskBody, examples
 from ingest.adapters.media import refuse
 from schemas.tasks import TaskKind
 
@@ -32,26 +30,6 @@ class EmbeddingsBody(TaskBody):
     user: str | None = Field(default=None, max_length=256, description="Accepted and ignored")
 
 
-class Embedding(BaseModel):
-    object: Literal["embedding"] = "embedding"
-    index: int
-    embedding: list[float] | str
-
-
-class EmbeddingsUsage(BaseModel):
-    prompt_tokens: int
-    total_tokens: int
-
-
-class EmbeddingList(BaseModel):
-    """OpenAI's embeddings response; `usage` is absent when the model does not count tokens."""
-
-    object: Literal["list"] = "list"
-    data: list[Embedding]
-    model: str
-    usage: EmbeddingsUsage | None = None
-
-
 def _takes_many(entry: CatalogEntry) -> bool:
     return entry.validator.is_valid({"texts": ["a text"]})
 
@@ -68,29 +46,5 @@ def request(body: EmbeddingsBody, entry: CatalogEntry) -> ModelRequest:
     return ModelRequest({"text": texts[0]}, options)
 
 
-def encode(vector: list[float], encoding_format: str) -> list[float] | str:
-    """The vector as floats, or as base64 of its little-endian float32 bytes."""
-    if encoding_format == "base64":
-        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
-    return vector
-
-
-def result(done: Finished) -> Any:
-    """An EmbeddingList, built as plain data: validating 256 x 384 floats through the
-    models cost 7 ms per poll, this a fraction of one."""
-    output: dict[str, Any] = done.output
-    vectors = output["embeddings"] if "embeddings" in output else [output["embedding"]]
-    if not isinstance(vectors, list) or not all(isinstance(v, list) for v in vectors):
-        raise OutputMismatch("embeddings must be lists of numbers")
-    fmt = str(done.options.get("encoding_format", "float"))
-    found: dict[str, Any] = {"object": "list", "model": done.model, "data": [
-        {"object": "embedding", "index": i, "embedding": encode(v, fmt)}
-        for i, v in enumerate(vectors)]}
-    counts = output.get("token_counts")
-    if counts is not None:
-        found["usage"] = {"prompt_tokens": sum(counts), "total_tokens": sum(counts)}
-    return found
-
-
-ADAPTER = Adapter(TaskKind.EMBEDDINGS, EmbeddingsBody, request, result, EmbeddingList,
+ADAPTER = Adapter(TaskKind.EMBEDDINGS, EmbeddingsBody, request,
                   fields={"texts": ("input",), "text": ("input",)})

@@ -4,26 +4,21 @@ Generators take `{n, seed?}` → `{images: [PNG data URIs], seed}` (unconditiona
 served DCGAN makes 64x64 faces and has no use for a prompt). Editors would take
 `{image, prompt, n, mask?}` and variation models `{image, n}`, both with the generators'
 output; no offline model does either yet, so those kinds answer 404 until one's manifest
-lists them. The dispatcher stores output images as files: `url` is the file's signed link,
+lists them. The result (schemas.results.images): `url` is the stored file's signed link,
 `b64_json` its content (read from the files store when the job is polled).
 """
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from inferhook.catalog import CatalogEntry
 from ingest.adapters.base import (
     Adapter,
-    Finished,
     ModelRequest,
-    OutputMismatch,
     TaskBody,
-    binary,
     examples,
 )
 from ingest.adapters.media import check_image, data_uri, refuse
@@ -69,19 +64,6 @@ class ImageVariationBody(ImageOptions):
     image: FileField
 
 
-class ImageData(BaseModel):
-    b64_json: str | None = None
-    url: str | None = None
-
-
-class ImagesResult(BaseModel):
-    """OpenAI's images response, with the seed that made them (an inferhook extension)."""
-
-    created: int
-    data: list[ImageData]
-    seed: int | None = None
-
-
 def _options(body: ImageOptions) -> dict[str, Any]:
     if body.size not in SIZES:
         raise refuse(("size",), f"the served image models make 64x64 images; size {body.size!r} "
@@ -113,30 +95,6 @@ def variation(body: ImageVariationBody, entry: CatalogEntry) -> ModelRequest:
     return ModelRequest({"image": _image(body.image, "image"), "n": body.n}, _options(body))
 
 
-def _data(value: Any, fmt: str, files: Mapping[str, bytes]) -> ImageData:
-    image = binary(value, "image/")
-    if isinstance(image, str):  # not stored as a file: the data URI itself
-        return ImageData(url=image) if fmt == "url" else ImageData(b64_json=image.split(",", 1)[1])
-    if fmt == "url":
-        return ImageData(url=image.url)
-    if image.file_id not in files:
-        raise OutputMismatch(f"the content of {image.file_id} is gone")
-    return ImageData(b64_json=base64.b64encode(files[image.file_id]).decode())
-
-
-def result(done: Finished) -> Any:
-    fmt = str(done.options.get("response_format", "url"))
-    data = [_data(value, fmt, done.files) for value in done.output["images"]]
-    return ImagesResult(created=done.created, data=data,
-                        seed=done.output.get("seed")).model_dump(mode="json", exclude_none=True)
-
-
-def _b64(options: Mapping[str, Any]) -> bool:
-    return options.get("response_format") == "b64_json"
-
-
-GENERATIONS = Adapter(TaskKind.IMAGE_GENERATIONS, ImageGenerationBody, generation, result,
-                      ImagesResult, needs_files=_b64)
-EDITS = Adapter(TaskKind.IMAGE_EDITS, ImageEditBody, edit, result, ImagesResult, needs_files=_b64)
-VARIATIONS = Adapter(TaskKind.IMAGE_VARIATIONS, ImageVariationBody, variation, result,
-                     ImagesResult, needs_files=_b64)
+GENERATIONS = Adapter(TaskKind.IMAGE_GENERATIONS, ImageGenerationBody, generation)
+EDITS = Adapter(TaskKind.IMAGE_EDITS, ImageEditBody, edit)
+VARIATIONS = Adapter(TaskKind.IMAGE_VARIATIONS, ImageVariationBody, variation)

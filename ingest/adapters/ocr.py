@@ -7,12 +7,12 @@ lines in reading order. An image is one page; each line becomes a markdown parag
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from inferhook.catalog import CatalogEntry
-from ingest.adapters.base import Adapter, Finished, ModelRequest, TaskBody
+from ingest.adapters.base import Adapter, ModelRequest, TaskBody
 from ingest.adapters.media import check_image_uri
 from schemas.tasks import TaskKind
 
@@ -41,23 +41,6 @@ class OcrBody(TaskBody):
     document: ImageDocument | FileDocument = Field(discriminator="type")
 
 
-class OcrPage(BaseModel):
-    index: int
-    markdown: str
-
-
-class OcrUsage(BaseModel):
-    pages_processed: int
-
-
-class OcrResult(BaseModel):
-    """The document's pages as markdown, in reading order."""
-
-    model: str
-    pages: list[OcrPage]
-    usage_info: OcrUsage
-
-
 def request(body: OcrBody, entry: CatalogEntry) -> ModelRequest:
     document = body.document
     if isinstance(document, FileDocument):  # ingest inlines the file; the model reads it
@@ -67,16 +50,4 @@ def request(body: OcrBody, entry: CatalogEntry) -> ModelRequest:
     return ModelRequest({"image": uri})
 
 
-def markdown(lines: list[dict[str, Any]]) -> str:
-    """One paragraph per recognised line, in the order given."""
-    return "\n\n".join(str(line["text"]).strip() for line in lines if str(line["text"]).strip())
-
-
-def result(done: Finished) -> Any:
-    page = OcrPage(index=0, markdown=markdown(done.output["lines"]))
-    return OcrResult(model=done.model, pages=[page],
-                     usage_info=OcrUsage(pages_processed=1)).model_dump(mode="json")
-
-
-ADAPTER = Adapter(TaskKind.OCR, OcrBody, request, result, OcrResult,
-                  fields={"image": ("document",)})
+ADAPTER = Adapter(TaskKind.OCR, OcrBody, request, fields={"image": ("document",)})
