@@ -7,8 +7,8 @@ commits behind it. So a read returns only rows whose transaction is older than e
 transaction still running (`txid < xmin` of the statement's snapshot): everything such a
 transaction wrote is committed (or gone), and every row written later has a `txid` at
 least that xmin, so it sorts after anything already read. A long-running writing
-transaction holds the feed back (never out of order) until it ends; the projector's
-transactions are one batch each.
+transaction anywhere on the server (xids are server-wide) holds the feed back, never out
+of order, until it ends; the projector's transactions are one batch each.
 """
 
 from __future__ import annotations
