@@ -64,8 +64,9 @@ async def project_batch(conn: AsyncConnection, events: Sequence[PredictionEvent]
                               [[n, v.decode()] for n, v in h.event.headers()], h.raw)
                              for h in folded.park])
     await predictions.append_history(conn, folded.history)
-    # Delivered when the transaction commits; waiting clients (Prefer: wait, streams) wake.
-    await predictions.notify_changed(conn, folded.notifications())
+    # Delivered when the transaction commits; waiting clients (Prefer: wait, streams, the
+    # account event feed) wake.
+    await predictions.notify_changed(conn, [*folded.notifications(), *folded.feed_notices()])
     if folded.intents:
         await _write_outbox(conn, folded, progress_interval)
     await store.offsets.save(conn, offsets)

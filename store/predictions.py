@@ -70,12 +70,13 @@ WHERE p.id = r.id
 """Changed predictions that existed: logs and metrics as deltas, output only when set."""
 
 INSERT_HISTORY = text("""
-INSERT INTO prediction_events (prediction_id, sequence, type, time, data)
+INSERT INTO prediction_events (prediction_id, sequence, type, time, data, owner, model)
 SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:sequences AS bigint[]),
                      CAST(:types AS text[]), CAST(:times AS timestamptz[]),
-                     CAST(:data AS jsonb[]))
+                     CAST(:data AS jsonb[]), CAST(:owners AS text[]), CAST(:models AS text[]))
 ON CONFLICT DO NOTHING
 """)
+"""`position` and `txid` come from their defaults: the account feed's order (store.feed)."""
 
 NOTIFY = text(f"""
 SELECT count(pg_notify('{PREDICTION_CHANGED}', payload))
@@ -139,6 +140,10 @@ class Recorded(Protocol):
     def time(self) -> datetime: ...
     @property
     def data(self) -> bytes: ...
+    @property
+    def owner(self) -> str: ...
+    @property
+    def model(self) -> str: ...
 
 
 async def insert_pending(conn: AsyncConnection, row: PredictionRow) -> None:
@@ -217,7 +222,8 @@ async def append_history(conn: AsyncConnection, entries: Sequence[Recorded]) -> 
         await conn.execute(INSERT_HISTORY, {
             "ids": [e.prediction_id for e in entries], "sequences": [e.sequence for e in entries],
             "types": [e.type for e in entries], "times": [e.time for e in entries],
-            "data": [e.data.decode() for e in entries]})
+            "data": [e.data.decode() for e in entries],
+            "owners": [e.owner for e in entries], "models": [e.model for e in entries]})
 
 
 async def notify_changed(conn: AsyncConnection, payloads: Sequence[str]) -> None:
