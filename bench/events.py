@@ -21,6 +21,7 @@ from schemas.events import (
     EventType,
     PredictionEvent,
     Started,
+    event_id,
     utcnow,
 )
 
@@ -30,7 +31,7 @@ SOURCE = "inferhook/bench"
 def event(prediction_id: str, sequence: int, event_type: EventType,
           data: EventData) -> PredictionEvent:
     """One event as ingest or an executor would write it."""
-    return PredictionEvent(id=f"{prediction_id}-{sequence}", source=SOURCE, type=event_type,
+    return PredictionEvent(id=event_id(prediction_id, sequence), source=SOURCE, type=event_type,
                            time=utcnow(), subject=prediction_id, sequence=sequence, data=data)
 
 

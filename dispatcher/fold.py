@@ -27,6 +27,7 @@ from typing import Any
 
 from schemas.api import WebhookEvent
 from schemas.events import Completed, Created, EventType, Logs, Output, PredictionEvent, Started
+from schemas.feed import feed_notice
 from schemas.status import Status
 from schemas.tables import PredictionRow, api_prediction
 from schemas.webhooks import webhook_id
@@ -142,6 +143,8 @@ class HistoryEntry:
     type: str
     time: datetime
     data: bytes
+    owner: str
+    model: str
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,10 @@ class Folded:
     def notifications(self) -> list[str]:
         """One `<id>:<status>` NOTIFY payload per changed prediction."""
         return [f"{row.id}:{row.status}" for row in self.changed]
+
+    def feed_notices(self) -> list[str]:
+        """One feed NOTIFY payload per owner whose event feed grew (schemas.feed)."""
+        return [feed_notice(owner) for owner in sorted({h.owner for h in self.history})]
 
 
 def fold(rows: dict[str, Current], events: Sequence[PredictionEvent], base_url: str,
@@ -222,8 +229,9 @@ def _apply(out: Folded, current: Current, event: PredictionEvent, data: bytes,
 
 def _record(out: Folded, applied: bool, event: PredictionEvent, data: bytes) -> None:
     if applied:
+        row = out.rows[event.subject]
         out.history.append(HistoryEntry(event.subject, event.sequence, event.type.value,
-                                        event.time, data))
+                                        event.time, data, row.owner, row.model))
     else:
         out.skipped += 1
 

@@ -62,10 +62,11 @@ async def project_batch(conn: Connection, events: Sequence[PredictionEvent],
     if folded.intents:
         await _write_outbox(conn, folded, progress_interval)
     # NOTIFY is delivered when the transaction commits: waiting clients (Prefer: wait,
-    # streams) wake then.
+    # streams, the account event feed) wake then.
     await predictions.apply(conn, new=[r.values(whole=True) for r in changed if r.new],
                             existing=[r.values(whole=False) for r in changed if not r.new],
-                            history=folded.history, notifications=folded.notifications(),
+                            history=folded.history,
+                            notifications=[*folded.notifications(), *folded.feed_notices()],
                             offsets=offsets)
     completed = tuple((folded.rows[h.prediction_id].model, _TERMINAL_STATUS[h.type])
                       for h in folded.history if h.type in _TERMINAL_STATUS)

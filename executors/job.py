@@ -52,6 +52,7 @@ from schemas.events import (
     PredictionError,
     PredictionEvent,
     Started,
+    event_id,
     utcnow,
 )
 
@@ -135,7 +136,7 @@ class Job:
         self.state = to
 
     def _send(self, event_type: EventType, data: EventData, sequence: int) -> None:
-        event = PredictionEvent(id=f"{self.id}-{sequence}", source=self.source, type=event_type,
+        event = PredictionEvent(id=event_id(self.id, sequence), source=self.source, type=event_type,
                                 time=utcnow(), subject=self.id, sequence=sequence, data=data)
         self._sending.append(asyncio.get_running_loop().create_task(
             publish(self.producer, self.events_topic, event, trace_context=self.trace_context)))

@@ -3,8 +3,10 @@
 The projector runs `pg_notify('inferhook_prediction_changed', '<id>:<status>')` in each
 projection transaction. This process holds one asyncpg connection LISTENing on that
 channel and wakes the in-memory watchers of that id: `Prefer: wait` requests and event
-streams. No waiter polls Postgres; a woken waiter reads the row once. If the connection
-drops, every watcher is woken (it re-reads, so nothing is missed) and the feed reconnects.
+streams. The same channel carries `@<owner>` payloads (schemas.feed) that wake the owner's
+account-feed long polls. No waiter polls Postgres; a woken waiter reads the row once. If
+the connection drops, every watcher is woken (it re-reads, so nothing is missed) and the
+feed reconnects.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
 import asyncpg
 
 from inferhook.db import PREDICTION_CHANGED
 from inferhook.resilience import Backoff, Dependency, PartHealth
+from schemas.feed import feed_notice, notice_owner
 from schemas.status import Status
 
 log = logging.getLogger(__name__)
@@ -83,6 +86,10 @@ class ChangeFeed:
                 if not watchers:
                     del self.watchers[prediction_id]
 
+    def watch_owner(self, owner: str) -> AbstractContextManager[Watch]:
+        """Watch an owner's event feed (`GET /v1/events`) for as long as the block runs."""
+        return self.watch(feed_notice(owner))
+
     def count(self) -> int:
         """Watchers registered now (for tests and metrics)."""
         return sum(len(w) for w in self.watchers.values())
@@ -100,8 +107,11 @@ class ChangeFeed:
         self._wake_all()
 
     def _on_notice(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        prediction_id, _, status = payload.rpartition(":")
-        watchers = self.watchers.get(prediction_id)
+        if notice_owner(payload) is not None:
+            key, status = payload, ""
+        else:
+            key, _, status = payload.rpartition(":")
+        watchers = self.watchers.get(key)
         if not watchers:
             return
         for watch in watchers:

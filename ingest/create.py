@@ -21,7 +21,7 @@ from ingest.idempotency import Reservation
 from ingest.inputs import resolve_files
 from ingest.state import CATALOG, ENGINE, PRODUCER, RESOLVER, SETTINGS, TOPICS
 from schemas.api import PredictionCreate, ProblemItem
-from schemas.events import CREATED_SEQUENCE, Created, EventType, PredictionEvent, utcnow
+from schemas.events import CREATED_SEQUENCE, Created, EventType, PredictionEvent, event_id, utcnow
 from schemas.status import Status
 from schemas.tables import PredictionRow
 from schemas.tasks import TaskKind
@@ -164,7 +164,7 @@ def _request(event: PredictionEvent, model_input: dict[str, Any] | None) -> Pred
 
 
 def _created_event(prediction_id: str, created: Created) -> PredictionEvent:
-    return PredictionEvent(id=f"{prediction_id}-{CREATED_SEQUENCE}", source=SOURCE,
+    return PredictionEvent(id=event_id(prediction_id, CREATED_SEQUENCE), source=SOURCE,
                            type=EventType.CREATED, time=created.created_at,
                            subject=prediction_id, sequence=CREATED_SEQUENCE, data=created)
 

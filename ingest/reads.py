@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ingest.errors import BadRequest
 from schemas.api import HistoryEvent, ListQuery, ProblemItem
+from schemas.events import event_id
 from schemas.tables import PredictionRow
 from store import predictions
 
@@ -92,8 +93,9 @@ async def load_events(engine: AsyncEngine, row: PredictionRow, after: int) -> li
     """The recorded events of `row` with a sequence above `after`, oldest first."""
     async with engine.connect() as conn:
         found = await predictions.history(conn, row.id, after)
-    return [HistoryEvent(sequence=r.sequence, type=r.type, time=r.time,
-                         data=_redacted(r.data) if row.data_removed else r.data) for r in found]
+    return [HistoryEvent(id=event_id(row.id, r.sequence), sequence=r.sequence, type=r.type,
+                         time=r.time, data=_redacted(r.data) if row.data_removed else r.data)
+            for r in found]
 
 
 def _redacted(data: dict[str, Any]) -> dict[str, Any]:

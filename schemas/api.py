@@ -127,6 +127,8 @@ class EventsQuery(BaseModel):
 class HistoryEvent(BaseModel):
     """One lifecycle event of a prediction, as the read model recorded it."""
 
+    id: str = Field(description="The event id: its webhook's `webhook-id`, its Kafka `ce_id` "
+                                "and its id in the account feed (GET /v1/events)")
     sequence: int = Field(description="Strictly increasing per prediction; 0 is `created`")
     type: str = Field(description="CloudEvents type, e.g. inferhook.prediction.started")
     time: datetime

@@ -19,6 +19,12 @@ runs only), `started` with phase `running` is `RUNNING_SEQUENCE` (2), logs and o
 events count on from 3, and the outcome (`succeeded`/`failed`/`canceled`) is always
 `TERMINAL_SEQUENCE`. So the outcome of a re-run outranks the partial events of a run that
 crashed, and both runs' outcomes share one sequence (one terminal webhook id).
+
+One event id everywhere: an event's `ce_id` is `event_id(prediction id, sequence)`, which is
+also its webhook's `webhook-id` and its id in the account event feed (`GET /v1/events`).
+Being a function of the prediction and the sequence, it survives replays, retries and
+re-runs; two records with one id are one event as far as the read model goes (the first
+applied wins, the other is a duplicate).
 """
 
 from __future__ import annotations
@@ -68,6 +74,12 @@ _STATUS_AFTER = {
     EventType.FAILED: Status.FAILED,
     EventType.CANCELED: Status.CANCELED,
 }
+
+
+def event_id(prediction_id: str, sequence: int) -> str:
+    """The id of a prediction's event number `sequence`: its `ce_id`, its `webhook-id` (a
+    Standard Webhooks `msg_` id) and its feed id, the same on every replay and retry."""
+    return f"msg_{prediction_id.replace('-', '')}_{sequence}"
 
 
 def utcnow() -> datetime:
@@ -226,6 +238,6 @@ def out_of_band_outcome(prediction_id: str, *, source: str, event_type: EventTyp
     prediction is already terminal.
     """
     return PredictionEvent(
-        id=f"{prediction_id}-{OUT_OF_BAND_SEQUENCE}", source=source, type=event_type, time=now,
+        id=event_id(prediction_id, OUT_OF_BAND_SEQUENCE), source=source, type=event_type, time=now,
         subject=prediction_id, sequence=OUT_OF_BAND_SEQUENCE,
         data=Completed(completed_at=now, error=error))

@@ -8,7 +8,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, LargeBinary, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -16,6 +26,9 @@ from schemas.api import Prediction, prediction_urls
 from schemas.events import PredictionError
 from schemas.results import linked_result
 from schemas.status import Status
+
+TXID = "(pg_current_xact_id()::text)::bigint"
+"""The current transaction's 64-bit id as a bigint (xid8 has no SQLAlchemy type)."""
 
 
 def _ts(nullable: bool = True, index: bool = False) -> Any:
@@ -133,15 +146,28 @@ def api_prediction(row: PredictionFields, base_url: str) -> Prediction:
 
 
 class PredictionEventRow(SQLModel, table=True):
-    """The history of a prediction: every event the projector accepted, once."""
+    """The history of a prediction: every event the projector accepted, once.
+
+    Also the account event feed (store.feed): rows are read per owner in (`txid`,
+    `position`) order, which never lets a later commit land before a position already read.
+    """
 
     __tablename__ = "prediction_events"
+    __table_args__ = (Index("ix_prediction_events_feed", "owner", "txid", "position"),)
 
     prediction_id: str = Field(primary_key=True)
     sequence: int = Field(sa_column=Column(BigInteger, primary_key=True))
     type: str
     time: datetime = _ts(nullable=False)
     data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    owner: str
+    model: str
+    position: int | None = Field(default=None, sa_column=Column(
+        BigInteger, Identity(always=True), nullable=False, unique=True))
+    """Insert order, from an identity (never reused, survives restarts)."""
+    txid: int | None = Field(default=None, sa_column=Column(
+        BigInteger, nullable=False, server_default=text(TXID)))
+    """The writing transaction's 64-bit id (pg_current_xact_id)."""
 
 
 class ParkedEventRow(SQLModel, table=True):

@@ -8,10 +8,13 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
+from schemas.events import event_id
+
 
 def webhook_id(prediction_id: str, sequence: int) -> str:
-    """The Standard Webhooks message id of one event: the same on every retry and replay."""
-    return f"msg_{prediction_id.replace('-', '')}_{sequence}"
+    """The Standard Webhooks message id of one event: the same on every retry and replay,
+    and the same as the event's Kafka `ce_id` and feed id (schemas.events.event_id)."""
+    return event_id(prediction_id, sequence)
 
 
 def endpoint_of(url: str) -> str:

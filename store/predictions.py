@@ -69,12 +69,13 @@ WHERE p.id = r.id"""
 """Changed predictions that existed: logs and metrics as deltas, output only when set."""
 
 _INSERT_HISTORY = """
-INSERT INTO prediction_events (prediction_id, sequence, type, time, data)
+INSERT INTO prediction_events (prediction_id, sequence, type, time, data, owner, model)
 SELECT * FROM unnest(CAST(:history_ids AS text[]), CAST(:sequences AS bigint[]),
                      CAST(:types AS text[]), CAST(:times AS timestamptz[]),
-                     CAST(:data AS jsonb[]))
+                     CAST(:data AS jsonb[]), CAST(:owners AS text[]), CAST(:models AS text[]))
 ON CONFLICT DO NOTHING"""
-"""A sequence already recorded is kept as it was."""
+"""A sequence already recorded is kept as it was. `position` and `txid` come from their
+defaults: the account feed's order (store.feed)."""
 
 APPLY = text(f"""
 WITH inserted AS ({_INSERT_NEW}),
@@ -145,6 +146,10 @@ class Recorded(Protocol):
     def time(self) -> datetime: ...
     @property
     def data(self) -> bytes: ...
+    @property
+    def owner(self) -> str: ...
+    @property
+    def model(self) -> str: ...
 
 
 async def insert_pending(conn: Connection, row: Mapping[str, Any]) -> None:
@@ -220,6 +225,7 @@ async def apply(conn: Connection, *, new: Sequence[dict[str, Any]],
         "history_ids": [e.prediction_id for e in history],
         "sequences": [e.sequence for e in history], "types": [e.type for e in history],
         "times": [e.time for e in history], "data": [e.data.decode() for e in history],
+        "owners": [e.owner for e in history], "models": [e.model for e in history],
         "payloads": list(notifications), **store.offsets.parameters(offsets)})
 
 

@@ -274,9 +274,9 @@ class EventWriter:
 
     async def send_typed(self, prediction_id: str, sequence: int, event_type: Any, data: Any, *,
                          wait: bool = True) -> None:
-        from schemas.events import PredictionEvent, utcnow
+        from schemas.events import PredictionEvent, event_id, utcnow
 
-        event = PredictionEvent(id=f"{prediction_id}-{sequence}", source="tests", type=event_type,
+        event = PredictionEvent(id=event_id(prediction_id, sequence), source="tests", type=event_type,
                                 time=utcnow(), subject=prediction_id, sequence=sequence, data=data)
         sent = await self.producer.send(self.topic, event.value(), key=event.key(),
                                         headers=event.headers())

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench import gpu_check
-from bench.benchmarks import capacity, first_token, speech
+from bench.benchmarks import capacity, feed, first_token, speech
 from bench.cpu import Window, per_unit_ms, tree_seconds
 from bench.hops import ANSWER, PATH, TOTAL, Timeline, breakdown, table
 from bench.profile import package, summarize
@@ -155,6 +155,21 @@ def test_profile_summary_by_package(tmp_path: Path) -> None:
     by_package = text.split("self, by package:\n")[1].split("\n\n")[0].splitlines()
     assert by_package == [" 75.0%  sqlalchemy", " 25.0%  ingest"]
     assert package("<module> (busy.py:1)") == "busy"
+
+
+def test_feed_wake_rows_keep_the_shape_and_the_100_ms_goal(tmp_path: Path) -> None:
+    fast, slow = [0.010] * 90 + [0.300] * 10, [0.005] * 100
+    path = tmp_path / "latest.json"
+    write_json(path, {"cores": 2}, feed.figures(fast, slow), {}, {"command": "make bench"})
+    p50, p99 = json.loads(path.read_text())["results"]
+    assert [list(entry) for entry in (p50, p99)] == [FIELDS] * 2
+    assert p50["name"] == "feed long-poll wake p50 (event projected → waiter answered)"
+    assert (p50["value"], p50["baseline_value"], p50["ratio"]) == (10.0, 5.0, 2.0)
+    assert (p50["goal"], p50["met"]) == ("≤ 100 ms", True)
+    assert p99["baseline_name"] == "Prefer: wait on the prediction, same event"
+    assert p99["value"] > 100 and p99["met"] is False
+    missing = feed.figures([], [])
+    assert [(r.value, r.met) for r in missing] == [(None, None)] * 2
 
 
 def test_async_task_rows_keep_the_shape(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from schemas.events import (
     Started,
     utcnow,
 )
+from schemas.feed import notice_owner
 from tests.support import (
     EventWriter,
     Receiver,
@@ -107,7 +108,9 @@ async def test_projection_applies_every_event_once_and_notifies(settings: Settin
         await wait_until(lambda: _notices_for(notices, expected), timeout=5, what="notices")
     finally:
         await listener.close()
-    assert all(n.split(":")[1] in {"pending", "started", "succeeded"} for n in notices)
+    changes = [n for n in notices if notice_owner(n) is None]
+    assert all(n.split(":")[1] in {"pending", "started", "succeeded"} for n in changes)
+    assert {notice_owner(n) for n in notices} - {None} == {"alice"}  # the account feed's wake-up
 
 
 async def _offsets_reach(settings: Settings, total: int) -> bool:

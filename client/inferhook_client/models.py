@@ -95,7 +95,8 @@ class Event(BaseModel):
     prediction_id: str | None = None
     """Known from the SSE stream and from Kafka (`ce_subject`)."""
     id: str | None = None
-    """The CloudEvents id (Kafka only)."""
+    """The event id: the CloudEvents `ce_id`, which is also the `webhook-id` of its webhook
+    (from Kafka and the history)."""
     source: str | None = None
     """The CloudEvents source (Kafka only)."""
 
