@@ -35,10 +35,13 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     """A pooled asyncpg engine; dispose() it on shutdown.
 
     No pre-ping (a round trip on every checkout): a connection that died is invalidated by
-    the error it raises, that one request answers 503, and the pool reconnects.
+    the error it raises, that one request answers 503, and the pool reconnects. No overflow
+    either: past `pool_size` busy connections a caller waits for one to come back, since
+    overflow connections were closed again as soon as the pool was full, and opening one
+    cost more than the request it served (315 connects per 1,500 creates at 16 in flight).
     """
     return create_async_engine(
-        settings.sqlalchemy_url, pool_size=settings.pool_size, max_overflow=settings.pool_size,
+        settings.sqlalchemy_url, pool_size=settings.pool_size, max_overflow=0,
     )
 
 

@@ -43,8 +43,9 @@ class DatabaseSettings(BaseSettings):
 
     url: SecretStr = SecretStr("postgresql://inferhook@127.0.0.1:55432/inferhook")
     """libpq-style URL (postgresql://user:password@host:port/db)."""
-    pool_size: int = 10
-    """Connections kept open per process."""
+    pool_size: int = 20
+    """Connections per process: kept open, and the most it uses at once (callers beyond it
+    wait for one)."""
 
     @property
     def sqlalchemy_url(self) -> str:

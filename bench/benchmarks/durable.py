@@ -30,6 +30,7 @@ OWNER = "benchdurable"
 NAME = "create throughput vs the bare durable handler (only Kafka and Postgres running)"
 BARE = "bare durable aiohttp handler (Kafka acks=all, idempotent)"
 GOAL = Goal(GoalKind.RATIO_MIN, 0.3)
+CPU = "ingest CPU per create at saturation (only Kafka and Postgres running)"
 WORKERS = "create throughput, ingest --workers 2 (only Kafka and Postgres running)"
 
 
@@ -44,7 +45,8 @@ async def ingest_alone(ctx: Context, prefix: str, key: str, workers: int = 1) ->
         await asyncio.to_thread(wait_until, lambda: service.alive() and port_open(port),
                                 timeout=60, what="ingest", log=service.log)
         return await run_wrk(f"http://127.0.0.1:{port}", "post", key, str(ctx.body_file()),
-                             seconds=ctx.options.seconds, connections=ctx.options.connections)
+                             seconds=ctx.options.seconds, connections=ctx.options.connections,
+                             cpu_of=service.pid)
     finally:
         await asyncio.to_thread(terminate, service.pid, timeout=10)
 
@@ -55,9 +57,10 @@ async def bare_durable(ctx: Context, prefix: str, key: str, create_body: bytes,
     topic = f"{prefix}.bare"
     await ensure_topics(KafkaSettings(bootstrap=ctx.stack.kafka_bootstrap, topic_prefix=prefix),
                         [topic])
-    async with ctx.bare_server(create_body, get_body, kafka_topic=topic) as (url, _):
+    async with ctx.bare_server(create_body, get_body, kafka_topic=topic) as (url, pid):
         return await run_wrk(url, "post", key, str(ctx.body_file()),
-                             seconds=ctx.options.seconds, connections=ctx.options.connections)
+                             seconds=ctx.options.seconds, connections=ctx.options.connections,
+                             cpu_of=pid)
 
 
 async def restart(ctx: Context) -> None:
@@ -96,6 +99,8 @@ async def run(ctx: Context) -> list[Result]:
                        goal=GOAL),
         Result.measure(WORKERS, "req/s", two.per_second, baseline=("one ingest process",
                                                                     ours.per_second)),
+        Result.measure(CPU, "ms", ours.cpu_ms_per_request,
+                       baseline=(BARE, bare.cpu_ms_per_request)),
         Result.measure("create p50 (only Kafka and Postgres running)", "ms", ours.p(50),
                        baseline=(BARE, bare.p(50))),
         Result.measure("create p99 (only Kafka and Postgres running)", "ms", ours.p(99),
