@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 
 from cli.command import Handler, Subparsers
+from cli.supervise import Service, Supervisor
 from inferhook.settings import Settings
 
 
@@ -30,7 +32,35 @@ def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
 def ingest(settings: Settings, args: argparse.Namespace) -> None:
     from ingest.app import serve
 
-    serve(settings)
+    if args.workers > 1:
+        ingest_workers(args.workers)
+    else:
+        serve(settings, reuse_port=args.reuse_port)
+
+
+def ingest_workers(count: int) -> None:
+    """`count` ingest processes on one port (SO_REUSEPORT: the kernel spreads connections
+    over them, as gunicorn's workers), kept running by a Supervisor until SIGINT/SIGTERM.
+
+    Ingest holds no state a worker must share (DESIGN.md: stateless), so any worker
+    answers any request; each serves its own /metrics.
+    """
+    supervisor = Supervisor([
+        Service(f"ingest-{n}", [sys.executable, "-m", "cli", "ingest", "--reuse-port"])
+        for n in range(1, count + 1)])
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    supervisor.start()
+    try:
+        supervisor.run(lambda: stopping)
+    finally:
+        supervisor.stop()
 
 
 def executor(settings: Settings, args: argparse.Namespace) -> None:
@@ -52,7 +82,11 @@ def dispatcher(settings: Settings, args: argparse.Namespace) -> None:
 
 def commands(sub: Subparsers) -> dict[str, Handler]:
     """Register `ingest`, `executor` and `dispatcher`; return their handlers by name."""
-    sub.add_parser("ingest", help="run the HTTP API")
+    p = sub.add_parser("ingest", help="run the HTTP API")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="processes serving the one port (SO_REUSEPORT); default 1")
+    p.add_argument("--reuse-port", action="store_true",
+                   help="share the port with other ingest processes (set for each worker)")
     p = sub.add_parser("executor", help="run an executor")
     p.add_argument("models", nargs="*", help="owner/name of models to serve (default: all)")
     sub.add_parser("dispatcher", help="run the projector and webhook delivery")

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import store.offsets
 from dispatcher.projector import project_batch
+from inferhook.db import driver_transaction
 from inferhook.filelinks import FileLinks
 from inferhook.kafka import create_consumer
 from inferhook.metrics import PREDICTIONS_COMPLETED, PROJECTION_LAG, consumer_lag
@@ -128,7 +129,7 @@ async def project_events(settings: Settings, engine: AsyncEngine, stop: asyncio.
     topic = Topics(settings.kafka.topic_prefix).events
     consumer = create_consumer(settings.kafka, client_id="inferhook-dispatcher",
                                group_id=Topics(settings.kafka.topic_prefix).dispatcher_group,
-                               max_poll_records=MAX_BATCH, fetch_max_wait_ms=50)
+                               max_poll_records=MAX_BATCH)
     listener = SeekToStoredOffsets(consumer, engine, topic)
     files, links = PostgresFiles(), FileLinks(settings.base_url, settings.file_link_secret)
     consumer.subscribe([topic], listener=listener)
@@ -145,7 +146,7 @@ async def project_events(settings: Settings, engine: AsyncEngine, stop: asyncio.
                 if listener.failure is not None:
                     raise listener.failure
                 if generation == listener.generation:
-                    async with engine.begin() as conn:
+                    async with driver_transaction(engine) as conn:
                         applied = await project_batch(
                             conn, batch.events, batch.offsets, raw=batch.raw, files=files,
                             links=links, progress_interval=settings.webhook.progress_interval)

@@ -15,9 +15,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-import store.offsets
 from dispatcher.fold import PROGRESS, Current, Folded, Held, fold
 from dispatcher.outfiles import externalize
 from dispatcher.throttle import Plan, QueuedProgress, plan
@@ -26,6 +23,7 @@ from schemas.events import EventType, PredictionEvent, utcnow
 from schemas.status import TERMINAL
 from store import outbox, parked, predictions
 from store.files import FileStore
+from store.records import Connection
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +39,7 @@ class Applied:
     """(model, status) of each prediction this batch made terminal (for metrics, once committed)."""
 
 
-async def project_batch(conn: AsyncConnection, events: Sequence[PredictionEvent],
+async def project_batch(conn: Connection, events: Sequence[PredictionEvent],
                         offsets: dict[tuple[str, int], int], *, files: FileStore,
                         links: FileLinks, progress_interval: float,
                         raw: Sequence[bytes] | None = None) -> Applied:
@@ -57,25 +55,25 @@ async def project_batch(conn: AsyncConnection, events: Sequence[PredictionEvent]
     await files.put(conn, batch.files)
     folded = fold(rows, batch.events, links.base_url, batch.raw, batch.held)
     changed = folded.changed
-    await predictions.write(conn, [r.values(whole=True) for r in changed if r.new],
-                            [r.values(whole=False) for r in changed if not r.new])
     await parked.unpark(conn, sorted(folded.unpark))
     await parked.park(conn, [(h.event.subject, h.event.sequence,
                               [[n, v.decode()] for n, v in h.event.headers()], h.raw)
                              for h in folded.park])
-    await predictions.append_history(conn, folded.history)
-    # Delivered when the transaction commits; waiting clients (Prefer: wait, streams, the
-    # account event feed) wake.
-    await predictions.notify_changed(conn, [*folded.notifications(), *folded.feed_notices()])
     if folded.intents:
         await _write_outbox(conn, folded, progress_interval)
-    await store.offsets.save(conn, offsets)
+    # NOTIFY is delivered when the transaction commits: waiting clients (Prefer: wait,
+    # streams, the account event feed) wake then.
+    await predictions.apply(conn, new=[r.values(whole=True) for r in changed if r.new],
+                            existing=[r.values(whole=False) for r in changed if not r.new],
+                            history=folded.history,
+                            notifications=[*folded.notifications(), *folded.feed_notices()],
+                            offsets=offsets)
     completed = tuple((folded.rows[h.prediction_id].model, _TERMINAL_STATUS[h.type])
                       for h in folded.history if h.type in _TERMINAL_STATUS)
     return Applied(completed)
 
 
-async def _load_held(conn: AsyncConnection, ids: list[str]) -> dict[str, list[Held]]:
+async def _load_held(conn: Connection, ids: list[str]) -> dict[str, list[Held]]:
     held: dict[str, list[Held]] = {}
     for row in await parked.lock(conn, ids):
         headers = [(name, value.encode()) for name, value in row["headers"]]
@@ -84,7 +82,7 @@ async def _load_held(conn: AsyncConnection, ids: list[str]) -> dict[str, list[He
     return held
 
 
-async def _write_outbox(conn: AsyncConnection, folded: Folded, interval: float) -> None:
+async def _write_outbox(conn: Connection, folded: Folded, interval: float) -> None:
     touched = sorted({i.prediction_id for i in folded.intents})
     queued: dict[str, QueuedProgress] = {}
     for row in await outbox.queued_progress(conn, touched, PROGRESS_TYPES, interval + 1.0):

@@ -38,6 +38,11 @@ COMMIT_TIMEOUT = 10.0
 """Seconds one offset commit may take (aiokafka retries one until Kafka is back); a commit
 that times out is tried again on the next loop."""
 MAX_POLL_RECORDS = 64
+COMMIT_EVERY = 0.5
+"""Seconds between offset commits while consuming: a commit per finished request was a
+request to the group coordinator and a write to __consumer_offsets each. A crash re-runs
+what finished since the last commit (at least once; the read model keeps one outcome);
+rebalances and shutdown commit at once."""
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 ServeRequest = Callable[[AIOKafkaProducer, Record, PredictionEvent, Created], Awaitable[None]]
@@ -102,7 +107,7 @@ class RequestConsumer:
     async def _poll(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         paused = False
         limit = self.settings.executor.max_in_flight
-        refreshed = -math.inf
+        refreshed = committed = -math.inf
         while not stop.is_set():
             if self._lost is not None:
                 raise self._lost
@@ -120,7 +125,9 @@ class RequestConsumer:
                 for record in records:
                     self.tracker.begin(tp, record.offset)
                     self._spawn(self._handle(tp, record), tp)
-            await self._commit()
+            if time.monotonic() - committed >= COMMIT_EVERY:
+                committed = time.monotonic()
+                await self._commit()
 
     async def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
         for topic, lag in (await metrics.consumer_lag(consumer, topics=self.models)).items():

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -37,3 +40,31 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     return create_async_engine(
         settings.sqlalchemy_url, pool_size=settings.pool_size, max_overflow=settings.pool_size,
     )
+
+
+@asynccontextmanager
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """The asyncpg connection under one of the engine's pooled connections, for the hot
+    paths that run store statements without SQLAlchemy's execution layer
+    (store.records.fetch/execute); each statement commits on its own unless the caller
+    opens `transaction()` on it.
+
+    A connection that died is invalidated here, since SQLAlchemy never saw its error.
+    """
+    async with engine.connect() as pooled:
+        raw = (await pooled.get_raw_connection()).driver_connection
+        assert raw is not None  # a checked-out connection always has one
+        try:
+            yield raw
+        except BaseException:
+            if raw.is_closed():
+                await pooled.invalidate()
+            raise
+
+
+@asynccontextmanager
+async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """`driver_connection` in a transaction: committed when the block ends, rolled back
+    when it raises."""
+    async with driver_connection(engine) as raw, raw.transaction():
+        yield raw

@@ -11,8 +11,10 @@ The dispatcher's memory is in-process and bounded (`TraceParents`): a webhook se
 another dispatcher, or after a restart, starts a trace of its own.
 
 Spans are real OpenTelemetry SDK spans, so ids are made and propagated whatever the
-exporter; `INFERHOOK_TRACING_EXPORTER=none` (the default) only means finished spans go
-nowhere.
+exporter. With `INFERHOOK_TRACING_EXPORTER=none` (the default) a trace no caller sampled is
+not recorded: its ids are made and propagated all the same, flagged not sampled, and a
+caller's sampled `traceparent` is honoured. Recording spans that go nowhere cost a few
+hundred microseconds of CPU per prediction.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from inferhook.settings import TracingSettings
@@ -47,8 +50,9 @@ def setup(settings: TracingSettings, *, service: str) -> None:
     """
     if _SETUP:
         return
-    provider = TracerProvider(resource=Resource.create({"service.name": f"inferhook-{service}"}))
     processor = _processor(settings)
+    provider = TracerProvider(resource=Resource.create({"service.name": f"inferhook-{service}"}),
+                              sampler=None if processor else ParentBased(ALWAYS_OFF))
     if processor is not None:
         provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)

@@ -220,12 +220,13 @@ def build_app(settings: Settings) -> web.Application:
     return app
 
 
-def serve(settings: Settings) -> None:
-    """Run the API until SIGINT/SIGTERM.
+def serve(settings: Settings, *, reuse_port: bool = False) -> None:
+    """Run the API until SIGINT/SIGTERM; with `reuse_port`, beside other processes
+    listening on the same port (`inferhook ingest --workers N`).
 
     Handler cancellation is on: a client hanging up cancels its handler, which frees a
     `Prefer: wait` waiter or a stream (creates shield their durable part).
     """
     log.info("ingest listening on %s", settings.base_url)
     web.run_app(build_app(settings), host=settings.host, port=settings.port, print=None,
-                handler_cancellation=True, access_log=None)
+                handler_cancellation=True, access_log=None, reuse_port=reuse_port or None)

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
+from inferhook.db import driver_connection
 from inferhook.kafka import publish
 from inferhook.ssrf import UnsafeWebhookURL, check_url
 from ingest.body import check_schema
@@ -97,19 +98,26 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
         raise ServiceUnavailable("Kafka did not accept the prediction; nothing was created, "
                                  "retry") from exc
     await _enqueue(app, _request(event, new.model_input), body.model)
-    row = PredictionRow(id=prediction_id, owner=new.owner, model=body.model,
-                        status=Status.PENDING.value, input=body.input, webhook=body.webhook,
-                        webhook_events_filter=created.webhook_events_filter,
-                        created_at=created_at, last_sequence=CREATED_SEQUENCE,
-                        deadline=created.deadline, result_ttl_seconds=created.result_ttl_seconds,
-                        kind=created.kind, task_options=created.task_options)
+    # Every field is validated already (the create's body, our own clock): building the
+    # table model without validating again saves most of its cost (sqlmodel's table init
+    # was a tenth of ingest's CPU per create).
+    row = PredictionRow.model_construct(
+        id=prediction_id, owner=new.owner, model=body.model, status=Status.PENDING.value,
+        input=body.input, webhook=body.webhook,
+        webhook_events_filter=created.webhook_events_filter, created_at=created_at,
+        last_sequence=CREATED_SEQUENCE, deadline=created.deadline,
+        result_ttl_seconds=created.result_ttl_seconds, kind=created.kind,
+        task_options=created.task_options)
     try:
         # Read-your-writes: project our own `created` event now, so a GET right after the
         # 201 finds it on any replica. The dispatcher's projection of it is then a no-op.
-        async with app[ENGINE].begin() as conn:
-            await predictions.insert_pending(conn, row)
-            if reservation is not None:
-                await reservation.commit(conn)
+        async with driver_connection(app[ENGINE]) as conn:
+            if reservation is None:  # one statement, committed on its own: no BEGIN, COMMIT
+                await predictions.insert_pending(conn, row.model_dump())
+            else:
+                async with conn.transaction():
+                    await predictions.insert_pending(conn, row.model_dump())
+                    await reservation.commit(conn)
     except Exception as exc:  # the prediction is accepted all the same; the dispatcher projects it
         log.warning("prediction %s accepted but not yet readable: %r", prediction_id, exc)
     return row

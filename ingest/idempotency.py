@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ingest.errors import Conflict
 from ingest.reads import load_prediction
 from schemas.api import PredictionCreate, ProblemItem
 from schemas.tables import PredictionRow
 from store import idempotency as reservations
+from store.records import Connection
 
 RESERVATION_GRACE = 60.0
 """Seconds after which an uncommitted reservation without a prediction may be taken over
@@ -67,7 +68,7 @@ class Reservation:
     key: str
     prediction_id: str
 
-    async def commit(self, conn: AsyncConnection) -> None:
+    async def commit(self, conn: Connection) -> None:
         """Mark the reservation as backed by a durable prediction (in the caller's transaction)."""
         await reservations.commit(conn, self.owner, self.key, self.prediction_id)
 

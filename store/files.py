@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas.tables import FileRow
-from store.records import arrays, columns, unnest
+from store.records import Connection, arrays, columns, execute, unnest
 
 COLUMNS = columns(FileRow)
 LAZY = ("content",)
@@ -86,7 +86,7 @@ class StoredFile:
 class FileStore(Protocol):
     """Where files live. Expired files are gone for every read, swept or not."""
 
-    async def put(self, conn: AsyncConnection, files: Sequence[StoredFile]) -> None:
+    async def put(self, conn: Connection, files: Sequence[StoredFile]) -> None:
         """Store `files` (with their content); an id already stored keeps what it holds."""
 
     async def get(self, conn: AsyncConnection, ids: Sequence[str], *, owner: str | None,
@@ -109,9 +109,9 @@ class FileStore(Protocol):
 class PostgresFiles:
     """FileStore keeping metadata and content in the `files` table."""
 
-    async def put(self, conn: AsyncConnection, files: Sequence[StoredFile]) -> None:
+    async def put(self, conn: Connection, files: Sequence[StoredFile]) -> None:
         if files:
-            await conn.execute(INSERT, arrays(FileRow, files))
+            await execute(conn, INSERT, arrays(FileRow, files))
 
     async def get(self, conn: AsyncConnection, ids: Sequence[str], *, owner: str | None,
                   content: bool = False) -> dict[str, StoredFile]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from store.records import Connection, execute
+
 RESERVE = text("""
 INSERT INTO idempotency_keys AS k (owner, key, body_hash, prediction_id, created_at, committed)
 VALUES (:owner, :key, :body_hash, :prediction_id, now(), false)
@@ -56,9 +58,9 @@ async def committed(conn: AsyncConnection, owner: str, key: str,
     return None if value is None else bool(value)
 
 
-async def commit(conn: AsyncConnection, owner: str, key: str, prediction_id: str) -> None:
+async def commit(conn: Connection, owner: str, key: str, prediction_id: str) -> None:
     """Mark the reservation as backed by a durable prediction."""
-    await conn.execute(COMMIT, {"owner": owner, "key": key, "prediction_id": prediction_id})
+    await execute(conn, COMMIT, {"owner": owner, "key": key, "prediction_id": prediction_id})
 
 
 async def release(conn: AsyncConnection, owner: str, key: str, prediction_id: str) -> None:

@@ -19,7 +19,7 @@ from schemas.events import EventType
 from schemas.status import TERMINAL
 from schemas.tables import WebhookDeliveryRow
 from schemas.webhooks import WebhookAttempt, WebhookDelivery, endpoint_of
-from store.records import jsonb, recordset
+from store.records import Connection, execute, fetch, jsonb, recordset
 
 TERMINAL_TYPES = sorted(t.value for t in EventType if t.status in TERMINAL)
 """Event types that end a prediction: their webhooks are never superseded."""
@@ -207,41 +207,41 @@ class OutboxStats:
     oldest_due_age: float
 
 
-async def enqueue(conn: AsyncConnection, deliveries: Sequence[NewDelivery]) -> None:
+async def enqueue(conn: Connection, deliveries: Sequence[NewDelivery]) -> None:
     """Queue webhooks; a webhook-id already queued is left as it is."""
     if deliveries:
-        await conn.execute(ENQUEUE, {"rows": jsonb([
+        await execute(conn, ENQUEUE, {"rows": jsonb([
             {"webhook_id": d.webhook_id, "prediction_id": d.prediction_id, "owner": d.owner,
              "url": d.url, "endpoint": endpoint_of(d.url), "event_type": d.event_type,
              "sequence": d.sequence, "body": d.body.decode(), "due": d.due}
             for d in deliveries])})
 
 
-async def queued_progress(conn: AsyncConnection, prediction_ids: Sequence[str],
-                          types: Sequence[str], window: float) -> Sequence[RowMapping]:
+async def queued_progress(conn: Connection, prediction_ids: Sequence[str],
+                          types: Sequence[str], window: float) -> Sequence[Mapping[str, Any]]:
     """Lock the progress rows (`types`) of these predictions that are pending or were
     scheduled in the last `window` seconds: (id, prediction_id, scheduled_at, untried),
     in sequence order per prediction."""
-    return (await conn.execute(QUEUED_PROGRESS, {
-        "ids": list(prediction_ids), "types": list(types), "window": window})).mappings().all()
+    return await fetch(conn, QUEUED_PROGRESS, {
+        "ids": list(prediction_ids), "types": list(types), "window": window})
 
 
-async def supersede(conn: AsyncConnection, *, retrying: Sequence[str], progress_of: Sequence[str],
+async def supersede(conn: Connection, *, retrying: Sequence[str], progress_of: Sequence[str],
                     progress: Sequence[str]) -> None:
     """Mark as superseded the pending, unclaimed rows of `retrying` predictions that failed an
     attempt (terminal ones excepted) and the untried `progress` rows of `progress_of` ones."""
     if retrying or progress_of:
-        await conn.execute(SUPERSEDE, {
+        await execute(conn, SUPERSEDE, {
             "retrying": sorted(retrying), "terminal": TERMINAL_TYPES,
             "progress_of": sorted(progress_of), "progress": list(progress)})
 
 
-async def replace(conn: AsyncConnection,
+async def replace(conn: Connection,
                   replacements: Mapping[int, tuple[str, int, str, bytes]]) -> None:
     """Give untried, unclaimed rows a newer message: row id → (webhook_id, sequence,
     event_type, body)."""
     if replacements:
-        await conn.execute(REPLACE, {"rows": jsonb([
+        await execute(conn, REPLACE, {"rows": jsonb([
             {"id": row_id, "webhook_id": w, "sequence": s, "event_type": t, "body": b.decode()}
             for row_id, (w, s, t, b) in replacements.items()])})
 

@@ -6,12 +6,12 @@ prediction's `created` is projected (see dispatcher.fold).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import RowMapping, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import text
 
-from store.records import jsonb
+from store.records import Connection, execute, fetch, jsonb
 
 LOAD = text("""
 SELECT prediction_id, headers, value FROM parked_events
@@ -31,24 +31,24 @@ ON CONFLICT (prediction_id, sequence) DO NOTHING
 UNPARK = text("DELETE FROM parked_events WHERE prediction_id = ANY(CAST(:ids AS text[]))")
 
 
-async def lock(conn: AsyncConnection, ids: Sequence[str]) -> Sequence[RowMapping]:
+async def lock(conn: Connection, ids: Sequence[str]) -> Sequence[Mapping[str, Any]]:
     """Lock and read the held events of these predictions: (prediction_id, headers, value),
     in sequence order per prediction; `headers` as [name, value] pairs."""
     if not ids:
         return []
-    return (await conn.execute(LOAD, {"ids": list(ids)})).mappings().all()
+    return await fetch(conn, LOAD, {"ids": list(ids)})
 
 
-async def park(conn: AsyncConnection,
+async def park(conn: Connection,
                events: Sequence[tuple[str, int, list[list[str]], bytes]]) -> None:
     """Hold events, each (prediction_id, sequence, headers, value as it came from Kafka)."""
     if events:
-        await conn.execute(PARK, {
+        await execute(conn, PARK, {
             "ids": [e[0] for e in events], "sequences": [e[1] for e in events],
             "headers": [jsonb(e[2]) for e in events], "values": [e[3] for e in events]})
 
 
-async def unpark(conn: AsyncConnection, prediction_ids: Sequence[str]) -> None:
+async def unpark(conn: Connection, prediction_ids: Sequence[str]) -> None:
     """Forget the held events of these predictions (they were applied)."""
     if prediction_ids:
-        await conn.execute(UNPARK, {"ids": sorted(prediction_ids)})
+        await execute(conn, UNPARK, {"ids": sorted(prediction_ids)})

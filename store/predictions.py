@@ -7,17 +7,18 @@ data. Readers: the API (one prediction, a page, the history, queue counts) and t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Row, RowMapping, and_, bindparam, or_, select, text
+from sqlalchemy import Row, and_, bindparam, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
+import store.offsets
 from inferhook.db import PREDICTION_CHANGED
 from schemas.tables import PredictionEventRow, PredictionRow
-from store.records import columns, jsonb, recordset
+from store.records import Connection, columns, execute, fetch, jsonb, recordset
 
 COLUMNS = columns(PredictionRow)
 FIXED = ("id", "owner", "model", "input", "webhook", "webhook_events_filter", "created_at",
@@ -52,36 +53,41 @@ LOCK = text(f"""
 SELECT {_LOADED} FROM predictions WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE
 """)
 
-INSERT_NEW = text(f"""
+_INSERT_NEW = f"""
 INSERT INTO predictions AS p ({_NAMES})
-SELECT {_NAMES} FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({_WITH_FLAGS})
+SELECT {_NAMES} FROM jsonb_to_recordset(CAST(:new AS jsonb)) AS r({_WITH_FLAGS})
 ON CONFLICT (id) DO UPDATE SET {", ".join(f"{c} = EXCLUDED.{c}" for c in MUTABLE)}
-WHERE p.last_sequence <= EXCLUDED.last_sequence
-""")
+WHERE p.last_sequence <= EXCLUDED.last_sequence"""
 """New predictions; a row ingest wrote meanwhile (read-your-writes) is brought up to date."""
 
 _DELTAS = {"output": "CASE WHEN r.output_set THEN r.output ELSE p.output END",
            "logs": "p.logs || r.logs", "metrics": "p.metrics || r.metrics"}
-UPDATE_EXISTING = text(f"""
+_UPDATE_EXISTING = f"""
 UPDATE predictions AS p SET {", ".join(f"{c} = {_DELTAS.get(c, f'r.{c}')}" for c in MUTABLE)}
-FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({_WITH_FLAGS})
-WHERE p.id = r.id
-""")
+FROM jsonb_to_recordset(CAST(:changed AS jsonb)) AS r({_WITH_FLAGS})
+WHERE p.id = r.id"""
 """Changed predictions that existed: logs and metrics as deltas, output only when set."""
 
-INSERT_HISTORY = text("""
+_INSERT_HISTORY = """
 INSERT INTO prediction_events (prediction_id, sequence, type, time, data, owner, model)
-SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:sequences AS bigint[]),
+SELECT * FROM unnest(CAST(:history_ids AS text[]), CAST(:sequences AS bigint[]),
                      CAST(:types AS text[]), CAST(:times AS timestamptz[]),
                      CAST(:data AS jsonb[]), CAST(:owners AS text[]), CAST(:models AS text[]))
-ON CONFLICT DO NOTHING
-""")
-"""`position` and `txid` come from their defaults: the account feed's order (store.feed)."""
+ON CONFLICT DO NOTHING"""
+"""A sequence already recorded is kept as it was. `position` and `txid` come from their
+defaults: the account feed's order (store.feed)."""
 
-NOTIFY = text(f"""
+APPLY = text(f"""
+WITH inserted AS ({_INSERT_NEW}),
+updated AS ({_UPDATE_EXISTING}),
+recorded AS ({_INSERT_HISTORY}),
+positioned AS ({store.offsets.STORE})
 SELECT count(pg_notify('{PREDICTION_CHANGED}', payload))
 FROM unnest(CAST(:payloads AS text[])) AS payload
 """)
+"""A projected batch's writes in one statement, so one round trip: the folded rows, the
+history, the partitions' next offsets, and NOTIFY (delivered at commit). The parts touch
+different rows or tables (the new rows were not there when the batch locked its rows)."""
 
 OPEN_COUNTS = text("""
 SELECT model, status, count(*) AS n FROM predictions
@@ -146,9 +152,10 @@ class Recorded(Protocol):
     def model(self) -> str: ...
 
 
-async def insert_pending(conn: AsyncConnection, row: PredictionRow) -> None:
-    """Write a just-created prediction; a row the projector wrote first is left as it is."""
-    await conn.execute(INSERT_PENDING, {"rows": jsonb([row.model_dump()])})
+async def insert_pending(conn: Connection, row: Mapping[str, Any]) -> None:
+    """Write a just-created prediction (every column of `PredictionRow`, JSON-ready); a row
+    the projector wrote first is left as it is."""
+    await execute(conn, INSERT_PENDING, {"rows": jsonb([row])})
 
 
 async def get(conn: AsyncConnection, prediction_id: str, owner: str) -> PredictionRow | None:
@@ -199,37 +206,27 @@ async def open_counts(conn: AsyncConnection) -> dict[tuple[str, str], int]:
     return {(r.model, r.status): int(r.n) for r in await conn.execute(OPEN_COUNTS)}
 
 
-async def lock(conn: AsyncConnection, ids: Sequence[str]) -> Sequence[RowMapping]:
+async def lock(conn: Connection, ids: Sequence[str]) -> Sequence[Mapping[str, Any]]:
     """Lock and read the predictions a batch touches (`full`: the lazy columns were read)."""
     if not ids:
         return []
-    return (await conn.execute(LOCK, {"ids": list(ids)})).mappings().all()
+    return await fetch(conn, LOCK, {"ids": list(ids)})
 
 
-async def write(conn: AsyncConnection, new: Sequence[dict[str, Any]],
-                existing: Sequence[dict[str, Any]]) -> None:
-    """Write folded rows: `new` whole, `existing` as changes (logs and metrics are deltas,
-    output only where `output_set`); each a dict of every column plus `output_set`."""
-    if new:
-        await conn.execute(INSERT_NEW, {"rows": jsonb(list(new))})
-    if existing:
-        await conn.execute(UPDATE_EXISTING, {"rows": jsonb(list(existing))})
-
-
-async def append_history(conn: AsyncConnection, entries: Sequence[Recorded]) -> None:
-    """Record applied events (a sequence already recorded is kept as it was)."""
-    if entries:
-        await conn.execute(INSERT_HISTORY, {
-            "ids": [e.prediction_id for e in entries], "sequences": [e.sequence for e in entries],
-            "types": [e.type for e in entries], "times": [e.time for e in entries],
-            "data": [e.data.decode() for e in entries],
-            "owners": [e.owner for e in entries], "models": [e.model for e in entries]})
-
-
-async def notify_changed(conn: AsyncConnection, payloads: Sequence[str]) -> None:
-    """NOTIFY `inferhook_prediction_changed` once per payload, delivered at commit."""
-    if payloads:
-        await conn.execute(NOTIFY, {"payloads": list(payloads)})
+async def apply(conn: Connection, *, new: Sequence[dict[str, Any]],
+                existing: Sequence[dict[str, Any]], history: Sequence[Recorded],
+                notifications: Sequence[str], offsets: Mapping[tuple[str, int], int]) -> None:
+    """Write a projected batch (APPLY): folded rows, `new` whole and `existing` as changes
+    (logs and metrics are deltas, output only where `output_set`; each a dict of every
+    column plus `output_set`), the applied events, one NOTIFY payload per changed
+    prediction, and (topic, partition) → next offset to project."""
+    await execute(conn, APPLY, {
+        "new": jsonb(list(new)), "changed": jsonb(list(existing)),
+        "history_ids": [e.prediction_id for e in history],
+        "sequences": [e.sequence for e in history], "types": [e.type for e in history],
+        "times": [e.time for e in history], "data": [e.data.decode() for e in history],
+        "owners": [e.owner for e in history], "models": [e.model for e in history],
+        "payloads": list(notifications), **store.offsets.parameters(offsets)})
 
 
 async def overdue(conn: AsyncConnection, *, models: Sequence[str], queues: Sequence[float],

@@ -5,16 +5,26 @@ Postgres ignores JSON keys missing from that type list, so the list is derived f
 here instead of being written out (a column left out of a hand-written list is lost silently).
 Tables with binary columns, which JSON cannot carry, send one typed array per column instead
 (`unnest` with `arrays`), derived the same way.
+
+Statements run through `fetch` and `execute` on either connection: SQLAlchemy's, or the
+asyncpg connection under it (`inferhook.db.driver_transaction`). The hot paths — the
+projector's batch and the create's pending row — use the latter: SQLAlchemy's execution
+layer cost ≈0.29 ms of CPU per statement where asyncpg's own costs ≈0.12, and ≈0.3 ms more
+per transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
+from typing import Any, TypeAlias
 
+import asyncpg
 import orjson
-from sqlalchemy import Table
+from sqlalchemy import Table, TextClause
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
@@ -59,3 +69,43 @@ def arrays(model: type[SQLModel], rows: Sequence[Any]) -> dict[str, list[Any]]:
     """The parameters of `unnest(model)`: each column's values over `rows` (objects with an
     attribute per column), in row order."""
     return {name: [getattr(row, name) for row in rows] for name in columns(model)}
+
+
+Connection: TypeAlias = AsyncConnection | asyncpg.Connection
+"""What store functions on the hot paths accept: SQLAlchemy's connection, or asyncpg's own."""
+
+_PARAMETER = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
+"""A `:name` bind parameter as SQLAlchemy's text() finds it (not a `::` cast)."""
+
+
+@cache
+def positional(statement: TextClause) -> tuple[str, tuple[str, ...]]:
+    """The statement with `$1, $2, ...` for its `:name` parameters, and the names in order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return _PARAMETER.sub(number, statement.text), tuple(names)
+
+
+async def fetch(conn: Connection, statement: TextClause,
+                params: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
+    """The rows `statement` returns, each a mapping of column name to value."""
+    if isinstance(conn, AsyncConnection):
+        result = await conn.execute(statement, dict(params))
+        return [dict(row) for row in result.mappings()]
+    sql, names = positional(statement)
+    rows: list[Mapping[str, Any]] = await conn.fetch(sql, *(params[n] for n in names))
+    return rows
+
+
+async def execute(conn: Connection, statement: TextClause, params: Mapping[str, Any]) -> None:
+    """Run `statement` for its effect."""
+    if isinstance(conn, AsyncConnection):
+        await conn.execute(statement, dict(params))
+        return
+    sql, names = positional(statement)
+    await conn.execute(sql, *(params[n] for n in names))

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from inferhook.db import create_engine
 from inferhook.settings import Settings
@@ -231,6 +232,12 @@ class Entry:
         self.owner, self.model = "carol", DIGITS
 
 
+async def record(conn: AsyncConnection, entry: Entry) -> None:
+    """Record one history row as the projector's write does (nothing else changes)."""
+    await predictions.apply(conn, new=[], existing=[], history=[entry], notifications=[],
+                            offsets={})
+
+
 @pytest.mark.usefixtures("clean_db")
 async def test_a_later_commit_never_lands_behind_a_cursor(settings: Settings) -> None:
     """A's transaction takes its position first and commits last: a reader that saw B's
@@ -247,15 +254,15 @@ async def test_a_later_commit_never_lands_behind_a_cursor(settings: Settings) ->
                 return rows
 
             async with a.begin():
-                await predictions.append_history(a, [Entry("a", 0)])
+                await record(a, Entry("a", 0))
                 async with b.begin():
-                    await predictions.append_history(b, [Entry("b", 0)])
+                    await record(b, Entry("b", 0))
                 assert await page(Cursor()) == []  # B is committed, but A is older and running
                 assert await feed.held_back(reader, "carol", Cursor(), types=[], models=[])
                 await reader.commit()
             first = await page(Cursor())
             async with b.begin():
-                await predictions.append_history(b, [Entry("c", 0)])
+                await record(b, Entry("c", 0))
             after_first = await page(first[-1].cursor)
     finally:
         await engine.dispose()

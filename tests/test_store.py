@@ -13,14 +13,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatcher.fold import COLUMNS, Current
-from inferhook.db import create_engine
+from inferhook.db import create_engine, driver_connection, driver_transaction
 from inferhook.settings import Settings
 from schemas.events import utcnow
 from schemas.tables import PredictionRow
 from store import predictions
+from store.records import fetch, positional
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -71,15 +73,28 @@ async def read(engine: AsyncEngine, prediction_id: str) -> dict[str, Any]:
 async def test_insert_pending_keeps_every_column(engine: AsyncEngine) -> None:
     row = every_column_set("store-pending")
     async with engine.begin() as conn:
-        await predictions.insert_pending(conn, row)
+        await predictions.insert_pending(conn, row.model_dump())
     assert await read(engine, row.id) == row.model_dump()
 
 
-async def test_projection_write_keeps_every_column(engine: AsyncEngine) -> None:
-    row = every_column_set("store-projected")
+async def apply(engine: AsyncEngine, via: str, new: list[dict[str, Any]],
+                existing: list[dict[str, Any]]) -> None:
+    """The projector's write of rows, on SQLAlchemy's connection or the driver's own."""
+    writes: dict[str, Any] = {"new": new, "existing": existing, "history": [],
+                              "notifications": [], "offsets": {("store-test", 0): 1}}
+    if via == "driver":
+        async with driver_transaction(engine) as raw:
+            await predictions.apply(raw, **writes)
+    else:
+        async with engine.begin() as conn:
+            await predictions.apply(conn, **writes)
+
+
+@pytest.mark.parametrize("via", ["sqlalchemy", "driver"])
+async def test_projection_write_keeps_every_column(engine: AsyncEngine, via: str) -> None:
+    row = every_column_set(f"store-projected-{via}")
     current = Current(**row.model_dump(), full=True, new=True, changed=True, output_set=True)
-    async with engine.begin() as conn:
-        await predictions.write(conn, [current.values(whole=True)], [])
+    await apply(engine, via, [current.values(whole=True)], [])
     assert await read(engine, row.id) == row.model_dump()
 
     # An existing row changes by deltas: logs and metrics are appended, output set when set.
@@ -88,11 +103,29 @@ async def test_projection_write_keeps_every_column(engine: AsyncEngine) -> None:
         completed_at=row.created_at + timedelta(seconds=9), expires_at=None, deadline=None,
         last_sequence=9, result_ttl_seconds=30.0, logs_delta="more\n",
         metrics_delta={"total_time": 1.0}, new=False)
-    async with engine.begin() as conn:
-        await predictions.write(conn, [], [later.values(whole=False)])
+    await apply(engine, via, [], [later.values(whole=False)])
     stored = await read(engine, row.id)
     assert stored == {**row.model_dump(), "status": "succeeded", "output": {"digit": 4},
                       "error": None, "phase": None, "completed_at": later.completed_at,
                       "expires_at": None, "deadline": None, "last_sequence": 9,
                       "result_ttl_seconds": 30.0, "logs": "a log line\nmore\n",
                       "metrics": {"predict_time": 0.5, "total_time": 1.0}}
+
+
+def test_positional_numbers_named_parameters_and_leaves_casts() -> None:
+    statement = text("SELECT CAST(:a AS int) + :b, :a, 'x'::text, make_interval(secs => :b)")
+    sql, names = positional(statement)
+    assert sql == "SELECT CAST($1 AS int) + $2, $1, 'x'::text, make_interval(secs => $2)"
+    assert names == ("a", "b")
+
+
+async def test_fetch_reads_the_same_through_either_connection(engine: AsyncEngine) -> None:
+    statement = text("SELECT CAST(:n AS int) AS n, CAST(:doc AS jsonb) AS doc, "
+                     "CAST(:ids AS text[]) AS ids")
+    params = {"n": 3, "doc": '{"a": [1, 2]}', "ids": ["x", "y"]}
+    async with engine.connect() as conn:
+        through_sqlalchemy = await fetch(conn, statement, params)
+    async with driver_connection(engine) as raw:
+        through_driver = await fetch(raw, statement, params)
+    assert [dict(r) for r in through_driver] == [dict(r) for r in through_sqlalchemy] == [
+        {"n": 3, "doc": {"a": [1, 2]}, "ids": ["x", "y"]}]

@@ -2,7 +2,8 @@
 an aiohttp handler that writes the body to Kafka (acks=all, idempotent) before it answers,
 with only Kafka and PostgreSQL running beside the server measured. Goal (issue 11):
 throughput ≥ 0.3x the bare durable handler (durability's cost is in the baseline, so the
-ratio is what our own work costs).
+ratio is what our own work costs). Then the same ingest as `--workers 2` (SO_REUSEPORT),
+against the one process: how creates scale with the cores a host has.
 
 The stack's three services are stopped for it. The creates go to an ingest of their own,
 on a fresh topic prefix and for an owner of their own, so they leave no backlog for the
@@ -29,12 +30,14 @@ OWNER = "benchdurable"
 NAME = "create throughput vs the bare durable handler (only Kafka and Postgres running)"
 BARE = "bare durable aiohttp handler (Kafka acks=all, idempotent)"
 GOAL = Goal(GoalKind.RATIO_MIN, 0.3)
+WORKERS = "create throughput, ingest --workers 2 (only Kafka and Postgres running)"
 
 
-async def ingest_alone(ctx: Context, prefix: str, key: str) -> WrkRun:
-    """wrk against an ingest of its own on topic prefix `prefix`."""
+async def ingest_alone(ctx: Context, prefix: str, key: str, workers: int = 1) -> WrkRun:
+    """wrk against an ingest of its own (`workers` processes) on topic prefix `prefix`."""
     port = free_port()
-    service = ctx.stack.spawn_service("ingest", log_name=f"ingest-{prefix}",
+    service = ctx.stack.spawn_service("ingest", "--workers", str(workers),
+                                      log_name=f"ingest-{prefix}-{workers}",
                                       INFERHOOK_PORT=str(port),
                                       INFERHOOK_KAFKA_TOPIC_PREFIX=prefix)
     try:
@@ -82,6 +85,7 @@ async def run(ctx: Context) -> list[Result]:
     try:
         bare = await bare_durable(ctx, prefix, key, create_body, get_body)
         ours = await ingest_alone(ctx, prefix, key)
+        two = await ingest_alone(ctx, prefix, key, workers=2)
     finally:
         await ctx.db.execute("DELETE FROM predictions WHERE owner = $1", OWNER)
         await restart(ctx)
@@ -90,6 +94,8 @@ async def run(ctx: Context) -> list[Result]:
     return [
         Result.measure(NAME, "req/s", ours.per_second, baseline=(BARE, bare.per_second),
                        goal=GOAL),
+        Result.measure(WORKERS, "req/s", two.per_second, baseline=("one ingest process",
+                                                                    ours.per_second)),
         Result.measure("create p50 (only Kafka and Postgres running)", "ms", ours.p(50),
                        baseline=(BARE, bare.p(50))),
         Result.measure("create p99 (only Kafka and Postgres running)", "ms", ours.p(99),
