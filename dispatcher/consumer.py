@@ -148,7 +148,8 @@ async def project_events(settings: Settings, engine: AsyncEngine, stop: asyncio.
                     async with engine.begin() as conn:
                         applied = await project_batch(
                             conn, batch.events, batch.offsets, raw=batch.raw, files=files,
-                            links=links, progress_interval=settings.webhook.progress_interval)
+                            links=links, progress_interval=settings.webhook.progress_interval,
+                            max_payload=settings.webhook.max_payload_bytes)
                     on_batch()
                     for model, status in applied.completed:
                         PREDICTIONS_COMPLETED.labels(model, status).inc()

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 import store.offsets
+from dispatcher.fanout import MAX_PAYLOAD_BYTES, fanout
 from dispatcher.fold import PROGRESS, Current, Folded, Held, fold
 from dispatcher.outfiles import externalize
 from dispatcher.throttle import Plan, QueuedProgress, plan
 from inferhook.filelinks import FileLinks
-from schemas.events import EventType, PredictionEvent, utcnow
+from schemas.events import Created, EventType, PredictionEvent, utcnow
 from schemas.status import TERMINAL
-from store import outbox, parked, predictions
+from store import endpoints, outbox, parked, predictions
 from store.files import FileStore
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,8 @@ class Applied:
 async def project_batch(conn: AsyncConnection, events: Sequence[PredictionEvent],
                         offsets: dict[tuple[str, int], int], *, files: FileStore,
                         links: FileLinks, progress_interval: float,
-                        raw: Sequence[bytes] | None = None) -> Applied:
+                        raw: Sequence[bytes] | None = None,
+                        max_payload: int = MAX_PAYLOAD_BYTES) -> Applied:
     """Apply `events` (arrival order) and store `offsets` inside the caller's transaction.
 
     `raw` optionally carries each event's data as it came from Kafka (see fold). Binary
@@ -55,7 +57,10 @@ async def project_batch(conn: AsyncConnection, events: Sequence[PredictionEvent]
     held = await _load_held(conn, ids)
     batch = externalize(rows, events, raw, held, links)
     await files.put(conn, batch.files)
-    folded = fold(rows, batch.events, links.base_url, batch.raw, batch.held)
+    subscribed = await endpoints.owners_with_endpoints(conn, [
+        e.data.owner for e in batch.events if isinstance(e.data, Created) and e.subject not in rows])
+    folded = fold(rows, batch.events, links.base_url, batch.raw, batch.held,
+                  subscribed=frozenset(subscribed))
     changed = folded.changed
     await predictions.write(conn, [r.values(whole=True) for r in changed if r.new],
                             [r.values(whole=False) for r in changed if not r.new])
@@ -68,6 +73,7 @@ async def project_batch(conn: AsyncConnection, events: Sequence[PredictionEvent]
     await predictions.notify_changed(conn, folded.notifications())
     if folded.intents:
         await _write_outbox(conn, folded, progress_interval)
+    await fanout(conn, folded.published, base_url=links.base_url, max_payload=max_payload)
     await store.offsets.save(conn, offsets)
     completed = tuple((folded.rows[h.prediction_id].model, _TERMINAL_STATUS[h.type])
                       for h in folded.history if h.type in _TERMINAL_STATUS)

@@ -25,7 +25,8 @@ FIXED = ("id", "owner", "model", "input", "webhook", "webhook_events_filter", "c
 """Columns the create sets once; the projector never rewrites them."""
 MUTABLE = tuple(c for c in COLUMNS if c not in FIXED)
 LAZY = ("input", "output", "logs")
-"""Large columns the projector loads only for rows with a webhook (their body needs them)."""
+"""Large columns the projector loads only for rows with a webhook or whose owner has account
+endpoints (their bodies need them)."""
 OPEN_STATUSES = ("pending", "started")
 
 _NAMES = ", ".join(COLUMNS)
@@ -43,13 +44,16 @@ SELECT_ONE = select(PredictionRow).where(col(PredictionRow.id) == bindparam("id"
                                          col(PredictionRow.owner) == bindparam("owner"))
 """Built once: building the ORM query per GET was a sixth of ingest's CPU under read load."""
 
+_FANOUT = "EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.owner = p.owner)"
+"""The owner has account endpoints: every event fans out, with the whole prediction."""
+_FULL = f"(webhook IS NOT NULL OR {_FANOUT})"
 _LOADED = ", ".join(
-    [c for c in COLUMNS if c not in LAZY] + ["webhook IS NOT NULL AS full"]
-    + [f"CASE WHEN webhook IS NOT NULL THEN {c} ELSE '' END AS {c}" if c == "logs"
-       else f"CASE WHEN webhook IS NOT NULL THEN {c} END AS {c}" for c in LAZY])
+    [c for c in COLUMNS if c not in LAZY] + [f"{_FULL} AS full", f"{_FANOUT} AS fanout"]
+    + [f"CASE WHEN {_FULL} THEN {c} ELSE '' END AS {c}" if c == "logs"
+       else f"CASE WHEN {_FULL} THEN {c} END AS {c}" for c in LAZY])
 
 LOCK = text(f"""
-SELECT {_LOADED} FROM predictions WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE
+SELECT {_LOADED} FROM predictions p WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE
 """)
 
 INSERT_NEW = text(f"""
