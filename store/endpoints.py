@@ -124,7 +124,9 @@ WHERE endpoint_id = :id AND state = 'pending'
 
 async def set_disabled(conn: AsyncConnection, endpoint_id: str, *, disabled: bool,
                        reason: str) -> None:
-    """Disable (queued deliveries become `skipped`) or re-enable (healthy again) one endpoint."""
+    """Disable (queued deliveries become `skipped`) or re-enable one endpoint (a new failing
+    spell starts at its next failure; a warning given stays, so its next success is announced
+    as `recovered`)."""
     if disabled:
         await conn.execute(update(_TABLE).where(col(WebhookEndpointRow.id) == endpoint_id,
                                                 col(WebhookEndpointRow.disabled_at).is_(None))
@@ -135,7 +137,7 @@ async def set_disabled(conn: AsyncConnection, endpoint_id: str, *, disabled: boo
     else:
         await conn.execute(update(_TABLE).where(col(WebhookEndpointRow.id) == endpoint_id)
                            .values(disabled_at=None, disabled_reason=None, failing_since=None,
-                                   warned=False, updated_at=utcnow()))
+                                   updated_at=utcnow()))
 
 
 FAIL_PENDING = text("""
@@ -171,11 +173,12 @@ async def rotate(conn: AsyncConnection, owner: str, endpoint_id: str,
 
 
 async def of_owners(conn: AsyncConnection, owners: Sequence[str]) -> list[EndpointRecord]:
-    """Every endpoint of these owners (disabled ones too), in id order."""
+    """Every endpoint of these owners (disabled ones too), in id order, locked FOR SHARE: a
+    disable waits for the caller's transaction, so rows it queues are skipped with the rest."""
     if not owners:
         return []
     rows = await conn.execute(select(_TABLE).where(col(WebhookEndpointRow.owner).in_(owners))
-                              .order_by(col(WebhookEndpointRow.id)))
+                              .order_by(col(WebhookEndpointRow.id)).with_for_update(read=True))
     return [_record(row) for row in rows]
 
 
@@ -221,12 +224,11 @@ WITH picked AS (
   SELECT id, row_number() OVER (ORDER BY created_at, prediction_id, sequence, id) AS n
   FROM webhook_deliveries
   WHERE endpoint_id = :id AND state IN ('failed', 'skipped')
-    AND created_at >= :since AND (CAST(:until AS timestamptz) IS NULL OR created_at < :until)
-  FOR UPDATE)
+    AND created_at >= :since AND (CAST(:until AS timestamptz) IS NULL OR created_at < :until))
 UPDATE webhook_deliveries d SET state = 'pending', attempts = 0, claim_id = NULL,
   finished_at = NULL, last_error = NULL,
   next_attempt_at = now() + make_interval(secs => picked.n * 0.000001)
-FROM picked WHERE d.id = picked.id
+FROM picked WHERE d.id = picked.id AND d.state IN ('failed', 'skipped')
 """)
 """Queued again in the order they were made: due a microsecond apart, so claims (which take
 due rows oldest first) keep that order."""
