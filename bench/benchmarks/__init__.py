@@ -11,6 +11,7 @@ from bench.benchmarks import (
     durable,
     e2e,
     executor,
+    fanout,
     get,
     hops,
     profiles,
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "executor": executor.run,
     "projection": projection.run,
     "webhooks": webhooks.run,
+    "fanout": fanout.run,
     "wait": wait.run,
     "scale": scale.run,
 }
