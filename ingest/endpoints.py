@@ -34,6 +34,7 @@ from schemas.endpoints import (
     Endpoint,
     EndpointCreate,
     EndpointCreated,
+    EndpointDeleted,
     EndpointDeliveryList,
     EndpointDeliveryQuery,
     EndpointList,
@@ -163,7 +164,7 @@ async def update_endpoint(request: web.Request) -> web.Response:
     await _checked(request, body)
     fields = body.model_dump(exclude_unset=True)
     if any(fields.get(k, 0) is None for k in ("url", "description", "ordered", "payload",
-                                              "event_types", "models")):
+                                              "event_types", "models", "disabled")):
         msg = "only rate_limit may be set to null"
         raise Unprocessable(msg, [ProblemItem(loc=["body"], msg=msg)])
     async with request.app[ENGINE].begin() as conn:
@@ -181,14 +182,15 @@ async def update_endpoint(request: web.Request) -> web.Response:
 
 
 @routes.delete(ONE)
-@operation("Delete a webhook endpoint", responses={204: None}, tags=TAGS,
-           description="Its queued deliveries are failed; its history goes with it.")
+@operation("Delete a webhook endpoint", responses={200: EndpointDeleted}, tags=TAGS,
+           description="Its queued deliveries are failed (their history stays in the outbox).")
 async def delete_endpoint(request: web.Request) -> web.Response:
     """Delete one of the caller's endpoints."""
+    endpoint_id = request.match_info["endpoint_id"]
     async with request.app[ENGINE].begin() as conn:
-        if not await endpoints.remove(conn, request[OWNER], request.match_info["endpoint_id"]):
+        if not await endpoints.remove(conn, request[OWNER], endpoint_id):
             raise NotFound(NO_SUCH)
-    return web.Response(status=204)
+    return _json(EndpointDeleted(id=endpoint_id))
 
 
 @routes.get(ONE + "/secret")
@@ -248,7 +250,8 @@ async def recover_endpoint(request: web.Request) -> web.Response:
     body = parse(RecoverRequest, await read_json(request, request.app[SETTINGS].max_body_bytes))
     record = await _owned(request)
     async with request.app[ENGINE].begin() as conn:
-        count = await endpoints.recover(conn, record.id, body.since, body.until)
+        count = await endpoints.recover(conn, record.id, body.since, body.until,
+                                        request.app[SETTINGS].base_url)
     return _json(Recovered(requeued=count), status=202)
 
 

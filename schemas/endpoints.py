@@ -143,6 +143,13 @@ class EndpointList(BaseModel):
     next: str | None = Field(default=None, description="URL of the next page, if any")
 
 
+class EndpointDeleted(BaseModel):
+    """Body of `DELETE /v1/webhooks/endpoints/{id}`."""
+
+    id: str
+    deleted: bool = True
+
+
 class EndpointSecret(BaseModel):
     """Body of the endpoint secret routes."""
 

@@ -227,17 +227,27 @@ WITH picked AS (
     AND created_at >= :since AND (CAST(:until AS timestamptz) IS NULL OR created_at < :until))
 UPDATE webhook_deliveries d SET state = 'pending', attempts = 0, claim_id = NULL,
   finished_at = NULL, last_error = NULL,
-  next_attempt_at = now() + make_interval(secs => picked.n * 0.000001)
+  next_attempt_at = now() + make_interval(secs => picked.n * 0.000001),
+  body = CASE WHEN length(d.body) > 0 THEN d.body ELSE convert_to(json_build_object(
+    'id', d.prediction_id, 'type', d.event_type,
+    'status', (SELECT p.status FROM predictions p WHERE p.id = d.prediction_id),
+    'urls', json_build_object(
+      'get', :base || d.prediction_id, 'cancel', :base || d.prediction_id || '/cancel',
+      'events', :base || d.prediction_id || '/events',
+      'stream', :base || d.prediction_id || '/stream'))::text, 'UTF8') END
 FROM picked WHERE d.id = picked.id AND d.state IN ('failed', 'skipped')
 """)
 """Queued again in the order they were made: due a microsecond apart, so claims (which take
-due rows oldest first) keep that order."""
+due rows oldest first) keep that order. A body the retention sweep cleared (the prediction's
+data expired) is sent thin (schemas.endpoints.thin_body's shape)."""
 
 
 async def recover(conn: AsyncConnection, endpoint_id: str, since: datetime,
-                  until: datetime | None) -> int:
-    """Queue again every failed or skipped delivery of the endpoint made in [since, until)."""
-    result = await conn.execute(RECOVER, {"id": endpoint_id, "since": since, "until": until})
+                  until: datetime | None, base_url: str) -> int:
+    """Queue again every failed or skipped delivery of the endpoint made in [since, until)
+    (`base_url`: the API's, for the links of a thin body standing in for a cleared one)."""
+    result = await conn.execute(RECOVER, {"id": endpoint_id, "since": since, "until": until,
+                                          "base": f"{base_url}/v1/predictions/"})
     return int(result.rowcount)
 
 

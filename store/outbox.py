@@ -185,7 +185,7 @@ FROM webhook_attempts WHERE prediction_id = :prediction_id ORDER BY id
 
 OF_OWNER = text(f"""
 SELECT {_SHOWN} FROM webhook_deliveries
-WHERE owner = :owner AND (CAST(:state AS text) IS NULL OR state = :state)
+WHERE owner = :owner AND endpoint_id = '' AND (CAST(:state AS text) IS NULL OR state = :state)
   AND (CAST(:before AS bigint) IS NULL OR id < :before)
 ORDER BY id DESC LIMIT :limit
 """)

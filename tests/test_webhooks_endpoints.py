@@ -3,6 +3,9 @@ with filters, payloads, and owners kept apart."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,8 +80,8 @@ async def test_crud_and_owners(idle_stack: Stack, receiver: Receiver) -> None:
     status, bobs = await call(stack, "GET", ROOT, key=bob)
     assert status == 200 and bobs["results"] == []
 
-    status, _ = await call(stack, "DELETE", f"{ROOT}/{second['id']}")
-    assert status == 204
+    status, deleted = await call(stack, "DELETE", f"{ROOT}/{second['id']}")
+    assert status == 200 and deleted == {"id": second["id"], "deleted": True}
     status, _ = await call(stack, "GET", f"{ROOT}/{second['id']}")
     assert status == 404
 
@@ -182,3 +185,31 @@ async def test_fanout_follows_each_endpoints_filters(stack: Stack) -> None:
 
 async def _has_type(receiver: Receiver, event_type: str) -> bool:
     return any(r.headers.get("inferhook-event-type") == event_type for r in receiver.requests)
+
+
+@pytest.mark.timeout(240)
+async def test_console_endpoints_page(stack: Stack, receiver: Receiver, tmp_path: Path) -> None:
+    from tests.test_console import BROWSER_DIR, _node
+
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    options = {"baseUrl": stack.base_url, "key": stack.key, "receiverUrl": receiver.url,
+               "shots": str(shots), "profile": str(tmp_path / "chromium-profile")}
+    process = await asyncio.create_subprocess_exec(
+        _node(), str(BROWSER_DIR / "endpoints.mjs"), json.dumps(options), cwd=BROWSER_DIR,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), timeout=150)
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    assert process.returncode == 0 and "error" not in result, (
+        f"{result.get('error')}\n{result['texts'].get('failure', '')[:3000]}\n"
+        f"{err.decode()[-3000:]}")
+    assert result["pageErrors"] == [] and result["foreignRequests"] == []
+    texts = result["texts"]
+    assert "its signing secret: whsec_" in texts["created"]
+    assert "inferhook.prediction.succeeded, inferhook.endpoint.disabled" in texts["created"]
+    assert "disabled by its owner" in texts["disabled"]
+    assert "#0 test" in texts["deliveries"] and "HTTP 200" in texts["deliveries"]
+    (test_event,) = await receiver.wait_for(1)
+    assert test_event.json()["type"] == "webhook.test"
+    for name in ("created", "disabled", "deliveries"):
+        assert (shots / f"{name}.png").stat().st_size > 1000
