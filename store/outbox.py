@@ -3,6 +3,10 @@
 Writers: the projector enqueues the webhooks its events call for and coalesces queued
 progress; the outbox worker claims due rows, records outcomes, and holds or stops
 endpoints; the API re-queues a delivery. All enqueue through `enqueue`.
+
+A row is one webhook-id to one destination: a prediction's own `webhook` (`endpoint_id`
+'') or an account endpoint (dispatcher.fanout). Coalescing, superseding and the 410 stop
+apply to prediction webhooks only; an endpoint's rows are each delivered, failed or skipped.
 """
 
 from __future__ import annotations

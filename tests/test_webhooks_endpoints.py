@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook
 
+from dispatcher.stats import refresh_outbox_gauges
+from inferhook.db import create_engine
+from inferhook.metrics import ENDPOINT_ATTEMPTS, ENDPOINT_PENDING, ENDPOINT_STATE
 from tests.support import Receiver, Stack, example_input, wait_until
 
 ROOT = "/v1/webhooks/endpoints"
@@ -133,6 +136,17 @@ async def test_test_event_and_rotation(idle_stack: Stack, receiver: Receiver) ->
     newest = page["results"][0]
     assert newest["endpoint_id"] == endpoint["id"] and newest["event_type"] == "webhook.test"
     assert [a["status_code"] for a in newest["attempt_log"]] == [200]
+
+    # per-endpoint metrics: attempts by outcome (counted in this process's dispatcher), state
+    assert ENDPOINT_ATTEMPTS.labels(endpoint["id"], "success")._value.get() == 2
+    await call(stack, "PATCH", f"{ROOT}/{endpoint['id']}", {"disabled": True})
+    engine = create_engine(stack.settings.database)
+    try:
+        await refresh_outbox_gauges(engine)
+    finally:
+        await engine.dispose()
+    assert ENDPOINT_STATE.labels(endpoint["id"])._value.get() == 2
+    assert ENDPOINT_PENDING.labels(endpoint["id"])._value.get() == 0
 
 
 async def test_fanout_follows_each_endpoints_filters(stack: Stack) -> None:
