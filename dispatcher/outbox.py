@@ -122,6 +122,10 @@ class Endpoints:
                          if b.consecutive == 0 and not self.in_flight.get(e)]:
             del self.breakers[endpoint]  # idle and healthy: forget it
             self.in_flight.pop(endpoint, None)
+        for endpoint in [e for e, w in self.paces.items()
+                         if w.room(now) == w.rate and not self.waiting.get(e)]:
+            del self.paces[endpoint]  # no start in the last second: nothing to remember
+            self.waiting.pop(endpoint, None)
         for endpoint in set(self.in_flight) | set(self.breakers) | set(self.paces):
             room = self.breakers[endpoint].room(self.cap, now) - self.in_flight[endpoint]
             if endpoint in self.paces:
@@ -283,6 +287,8 @@ class OutboxWorker:
             self.endpoints.waiting[delivery.endpoint] -= 1
 
     async def _signing(self, delivery: Claimed) -> Signing:
+        if delivery.endpoint_id and delivery.secret is None:
+            raise RuntimeError(f"endpoint {delivery.endpoint_id} has no secret (deleted?)")
         if delivery.secret is None or (self.settings.ed25519 and delivery.signing_key is None):
             keys = await webhook_keys(self.engine, delivery.owner, ed25519=self.settings.ed25519)
             return Signing(keys.secrets, keys.signing_key)
