@@ -29,9 +29,11 @@ SEQUENCES = [0, 2, 3, TERMINAL_SEQUENCE]
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """Short spells: disabled after 3 s of failures, breakers that reopen quickly."""
+    """Short spells: disabled after 3 s of failures, breakers that reopen quickly; full
+    payloads over 200 bytes (every one here) are sent thin."""
     settings.webhook.disable_after = 3.0
     settings.webhook.breaker_cooldown = 0.2
+    settings.webhook.max_payload_bytes = 200
     return settings
 
 
@@ -67,6 +69,12 @@ async def test_rate_limited_endpoint_never_exceeds_its_rate(idle_stack: Stack,
     async with EventWriter(idle_stack.settings) as events:
         pids = [await run_prediction(events) for _ in range(3)]
     await receiver.wait_for(len(pids) * len(SEQUENCES))
+    bodies = [Webhook(endpoint["secret"]).verify(r.body, r.headers) for r in receiver.requests]
+    assert all(set(b) == {"id", "type", "status", "urls"} for b in bodies), "over the cap: thin"
+    assert {b["type"] for b in bodies} == {"inferhook.prediction.created",
+                                           "inferhook.prediction.started",
+                                           "inferhook.prediction.logs",
+                                           "inferhook.prediction.succeeded"}
     rows = await endpoint_rows(idle_stack.settings, endpoint["id"])
     assert {r["state"] for r in rows} == {"delivered"} and len(rows) == 12
     attempts = await query(idle_stack.settings,
