@@ -32,6 +32,7 @@ from inferhook.kafka import create_consumer
 from inferhook.metrics import PREDICTIONS_COMPLETED, PROJECTION_LAG, consumer_lag
 from inferhook.settings import Settings
 from inferhook.tracing import TraceParents
+from schemas.endpoints import is_endpoint_event
 from schemas.events import DecodeError, PredictionEvent
 from schemas.topics import Topics
 from store.files import PostgresFiles
@@ -110,8 +111,9 @@ def decode_batch(batches: Records, traces: TraceParents | None = None) -> Batch:
                 if traces is not None:
                     traces.remember(event.subject, record.headers)
             except DecodeError as exc:
-                log.warning("skipping undecodable event %s:%d@%d: %s", tp.topic, tp.partition,
-                            record.offset, exc)
+                if not is_endpoint_event(record.headers):  # those are for outside readers
+                    log.warning("skipping undecodable event %s:%d@%d: %s", tp.topic,
+                                tp.partition, record.offset, exc)
         batch.offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
     return batch
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -27,6 +28,16 @@ class EndpointEvent(StrEnum):
     """Every attempt has failed for INFERHOOK_WEBHOOK_DISABLE_AFTER: deliveries are skipped."""
     RECOVERED = "inferhook.endpoint.recovered"
     """An attempt succeeded after a failing warning or a disable."""
+
+
+ENDPOINT_EVENT_PREFIX = b"inferhook.endpoint."
+
+
+def is_endpoint_event(headers: Sequence[tuple[str, bytes]]) -> bool:
+    """Whether a record of the event topic is an `inferhook.endpoint.*` event (keyed and
+    subjected by the endpoint id, not a prediction's: the projector passes over it)."""
+    return any(name == "ce_type" and value.startswith(ENDPOINT_EVENT_PREFIX)
+               for name, value in headers)
 
 
 SUBSCRIBABLE = sorted([t.value for t in EventType if t is not EventType.CANCEL_REQUESTED]

@@ -10,7 +10,7 @@ from dispatcher.fanout import body_for, deliveries
 from dispatcher.fold import Published
 from dispatcher.health import Health, after_attempt
 from dispatcher.pacing import RateWindow
-from schemas.endpoints import EndpointEvent, matches
+from schemas.endpoints import EndpointEvent, is_endpoint_event, matches
 from store.endpoints import EndpointRecord
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -107,3 +107,8 @@ def test_full_payload_over_the_cap_is_sent_thin() -> None:
                              "stream": "http://api/v1/predictions/p-1/stream"}}
     assert orjson.loads(body_for(event(body=big), endpoint(payload="thin"), "http://api",
                                  10_000)) == thin
+
+
+def test_endpoint_events_are_told_apart_on_the_event_topic() -> None:
+    assert is_endpoint_event([("ce_specversion", b"1.0"), ("ce_type", b"inferhook.endpoint.disabled")])
+    assert not is_endpoint_event([("ce_type", b"inferhook.prediction.succeeded")])
