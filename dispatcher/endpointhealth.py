@@ -26,6 +26,7 @@ from inferhook.settings import KafkaSettings, WebhookSettings
 from schemas.endpoints import EndpointEvent, operational_body
 from schemas.events import SPEC_VERSION, utcnow
 from store import endpoints
+from store.endpoints import EndpointRecord
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,18 @@ class EndpointHealth:
         self.kafka, self.topic = kafka, topic
         self.producer: AIOKafkaProducer | None = None
 
-    async def observe(self, conn: AsyncConnection,
-                      attempts: Sequence[tuple[str, Attempt]]) -> list[Notice]:
-        """Update the health of the endpoints attempted (in the caller's transaction)."""
+    async def lock(self, conn: AsyncConnection,
+                   attempts: Sequence[tuple[str, Attempt]]) -> dict[str, EndpointRecord]:
+        """Lock the endpoints attempted, before their deliveries are touched: the order the
+        API's PATCH takes too (endpoint, then its deliveries)."""
         if not attempts:
-            return []
-        records = {r.id: r for r in await endpoints.lock_health(conn, {e for e, _ in attempts})}
+            return {}
+        return {r.id: r for r in await endpoints.lock_health(conn, {e for e, _ in attempts})}
+
+    async def observe(self, conn: AsyncConnection, attempts: Sequence[tuple[str, Attempt]],
+                      records: dict[str, EndpointRecord]) -> list[Notice]:
+        """Update the health of the endpoints attempted (`records`, locked by `lock` in the
+        caller's transaction)."""
         states = {r.id: Health(r.failing_since, r.warned, r.disabled_at is not None)
                   for r in records.values()}
         now, notices = utcnow(), []

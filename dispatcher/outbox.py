@@ -329,13 +329,14 @@ class OutboxWorker:
             "latency_ms": round(o.attempt.latency * 1000, 3), "response": o.attempt.response,
             "webhook_id": o.claimed.webhook_id, "prediction_id": o.claimed.prediction_id,
         } for o in outcomes]
+        attempted = [(o.claimed.endpoint_id, o.attempt) for o in outcomes if o.claimed.endpoint_id]
         async with self.engine.begin() as conn:
+            locked = await self.health.lock(conn, attempted)
             await outbox.record(conn, rows)
             for o in outcomes:
                 if o.next.endpoint_gone and not o.claimed.endpoint_id:
                     await outbox.stop_endpoint(conn, o.claimed.owner, o.claimed.url)
-            notices = await self.health.observe(conn, [(o.claimed.endpoint_id, o.attempt)
-                                                       for o in outcomes if o.claimed.endpoint_id])
+            notices = await self.health.observe(conn, attempted, locked)
             for endpoint, until in holds.items():
                 wall = datetime.now(UTC).timestamp() + (until - now)
                 log.warning("circuit open for %s for %.0fs", endpoint, until - now)
