@@ -44,17 +44,20 @@ SELECT_ONE = select(PredictionRow).where(col(PredictionRow.id) == bindparam("id"
                                          col(PredictionRow.owner) == bindparam("owner"))
 """Built once: building the ORM query per GET was a sixth of ingest's CPU under read load."""
 
-_FANOUT = "EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.owner = p.owner)"
-"""The owner has account endpoints: every event fans out, with the whole prediction."""
-_FULL = f"(webhook IS NOT NULL OR {_FANOUT})"
+_FULL = "(p.webhook IS NOT NULL OR f.fanout)"
 _LOADED = ", ".join(
-    [c for c in COLUMNS if c not in LAZY] + [f"{_FULL} AS full", f"{_FANOUT} AS fanout"]
-    + [f"CASE WHEN {_FULL} THEN {c} ELSE '' END AS {c}" if c == "logs"
-       else f"CASE WHEN {_FULL} THEN {c} END AS {c}" for c in LAZY])
+    [f"p.{c}" for c in COLUMNS if c not in LAZY] + [f"{_FULL} AS full", "f.fanout"]
+    + [f"CASE WHEN {_FULL} THEN p.{c} ELSE '' END AS {c}" if c == "logs"
+       else f"CASE WHEN {_FULL} THEN p.{c} END AS {c}" for c in LAZY])
 
 LOCK = text(f"""
-SELECT {_LOADED} FROM predictions p WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE
+SELECT {_LOADED} FROM predictions p
+CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.owner = p.owner)
+                    AS fanout) f
+WHERE p.id = ANY(CAST(:ids AS text[])) ORDER BY p.id FOR UPDATE OF p
 """)
+"""`fanout`: the owner has account endpoints, so every event fans out with the whole
+prediction (looked up once per row)."""
 
 INSERT_NEW = text(f"""
 INSERT INTO predictions AS p ({_NAMES})
