@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 from standardwebhooks import Webhook
 
@@ -195,3 +196,23 @@ async def _endpoint_events_on_kafka(settings: Settings, endpoint_id: str) -> lis
         return found
     finally:
         await consumer.stop()
+
+
+async def test_a_hanging_endpoint_does_not_hold_another_back(idle_stack: Stack) -> None:
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(text="late")
+
+    async with Receiver.running() as stuck, Receiver.running() as healthy:
+        stuck.responders = [hang] * 1000
+        await make_endpoint(idle_stack, stuck.url)
+        fine = await make_endpoint(idle_stack, healthy.url)
+        async with EventWriter(idle_stack.settings) as events:
+            pids = [await run_prediction(events) for _ in range(10)]
+        # every event reaches the healthy endpoint while the other has answered nothing
+        await healthy.wait_for(len(pids) * len(SEQUENCES))
+        assert not release.is_set() and stuck.requests
+        assert set(by_prediction(healthy, fine["secret"])) == set(pids)
+        release.set()
