@@ -10,6 +10,7 @@ keyed and subjected by the endpoint id), best effort: Postgres holds the truth.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -40,6 +41,8 @@ class Notice:
     endpoint_id: str
     type: EndpointEvent
     data: dict[str, object]
+    msg_id: str
+    """The event's id: its `webhook-id` at the owner's endpoints and its Kafka `ce_id`."""
 
 
 class EndpointHealth:
@@ -76,7 +79,7 @@ class EndpointHealth:
                 record = records[endpoint_id]
                 data = operational_body(event.value, endpoint_id, record.url, now,
                                         states[endpoint_id].failing_since or record.failing_since)
-                notices.append(Notice(endpoint_id, event, data))
+                notices.append(Notice(endpoint_id, event, data, f"msg_{uuid.uuid4().hex}"))
                 log.warning("endpoint %s (%s): %s", endpoint_id, record.url, event.value)
         for endpoint_id, health in states.items():
             record = records[endpoint_id]
@@ -90,7 +93,7 @@ class EndpointHealth:
                                              reason="every attempt failed for "
                                                     f"{self.disable_after.total_seconds():g}s")
             await announce(conn, record.owner, notice.type.value, notice.data,
-                           about=notice.endpoint_id)
+                           about=notice.endpoint_id, msg_id=notice.msg_id)
         return notices
 
     async def publish(self, notices: Sequence[Notice]) -> None:
@@ -104,8 +107,7 @@ class EndpointHealth:
                 self.producer = producer
             for notice in notices:
                 headers = [("ce_specversion", SPEC_VERSION.encode()),
-                           ("ce_id", f"{notice.endpoint_id}-{notice.type.value}-"
-                                     f"{notice.data['time']}".encode()),
+                           ("ce_id", notice.msg_id.encode()),
                            ("ce_source", SOURCE.encode()), ("ce_type", notice.type.value.encode()),
                            ("ce_time", str(notice.data["time"]).encode()),
                            ("ce_subject", notice.endpoint_id.encode())]

@@ -13,7 +13,6 @@ endpoint's filters becomes one outbox row to that endpoint, in the projection's 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -68,11 +67,10 @@ async def fanout(conn: AsyncConnection, events: Sequence[Published], *, base_url
 
 
 async def announce(conn: AsyncConnection, owner: str, event_type: str, data: dict[str, object],
-                   *, about: str) -> None:
-    """Send an operational event to the owner's enabled endpoints that subscribe to it, other
-    than the one it is `about`."""
+                   *, about: str, msg_id: str) -> None:
+    """Send an operational event (webhook-id `msg_id` at every endpoint) to the owner's
+    enabled endpoints that subscribe to it, other than the one it is `about`."""
     owned = await endpoints.of_owners(conn, [owner])
-    msg_id = f"msg_{uuid.uuid4().hex}"
     await outbox.enqueue(conn, [
         endpoints.message(e, event_type, data, msg_id) for e in owned
         if e.id != about and e.disabled_at is None

@@ -173,18 +173,23 @@ async def test_disable_without_loss_then_recover_in_order(idle_stack: Stack) -> 
                                                watcher.requests[2].headers)
         assert last["type"] == "inferhook.endpoint.recovered"
 
-    types = await _endpoint_events_on_kafka(settings, endpoint["id"])
-    assert types[:3] == ["inferhook.endpoint.failing", "inferhook.endpoint.disabled",
-                         "inferhook.endpoint.recovered"]
+    on_kafka = await _endpoint_events_on_kafka(settings, endpoint["id"])
+    assert [t for t, _ in on_kafka[:3]] == ["inferhook.endpoint.failing",
+                                            "inferhook.endpoint.disabled",
+                                            "inferhook.endpoint.recovered"]
+    # one event id: the webhook-id the other endpoint got is the Kafka ce_id
+    assert [i for _, i in on_kafka[:3]] == [r.headers["webhook-id"] for r in watcher.requests[:3]]
 
 
-async def _endpoint_events_on_kafka(settings: Settings, endpoint_id: str) -> list[str]:
+async def _endpoint_events_on_kafka(settings: Settings,
+                                    endpoint_id: str) -> list[tuple[str, str]]:
+    """(ce_type, ce_id) of the endpoint's events on the event topic, in order."""
     consumer = AIOKafkaConsumer(f"{settings.kafka.topic_prefix}.events",
                                 bootstrap_servers=settings.kafka.bootstrap,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:
-        found: list[str] = []
+        found: list[tuple[str, str]] = []
         deadline = asyncio.get_running_loop().time() + 20
         while len(found) < 3 and asyncio.get_running_loop().time() < deadline:
             for records in (await consumer.getmany(timeout_ms=500)).values():
@@ -192,7 +197,7 @@ async def _endpoint_events_on_kafka(settings: Settings, endpoint_id: str) -> lis
                     if record.key == endpoint_id.encode():
                         headers = dict(record.headers)
                         assert orjson.loads(record.value or b"")["endpoint_id"] == endpoint_id
-                        found.append(headers["ce_type"].decode())
+                        found.append((headers["ce_type"].decode(), headers["ce_id"].decode()))
         return found
     finally:
         await consumer.stop()
