@@ -49,7 +49,7 @@ from inferhook.resilience import Dependency, PartHealth
 from inferhook.settings import WebhookSettings
 from inferhook.tracing import TraceParents
 from schemas.webhooks import DeliveryState
-from store import outbox
+from store import endpoints, outbox
 from store.accounts import webhook_keys
 
 log = logging.getLogger(__name__)
@@ -270,13 +270,20 @@ class OutboxWorker:
         self._freed.set()
 
     async def _paced(self, delivery: Claimed) -> None:
-        """Wait for a slot of the endpoint's rate limit, if it has one, and take it."""
+        """Wait for a slot of the endpoint's rate limit, if it has one: first the shared one
+        (Postgres: slots 1/rate s apart over every dispatcher), then this process's window
+        (at most `rate` starts in any second of its own clock, whatever the delays)."""
         window = self.endpoints.pace(delivery.endpoint, delivery.rate_limit)
-        if window is None:
+        if window is None or delivery.rate_limit is None:
             return
         loop = asyncio.get_running_loop()
         self.endpoints.waiting[delivery.endpoint] += 1
         try:
+            async with self.engine.begin() as conn:
+                shared = await endpoints.take_slot(conn, delivery.endpoint_id,
+                                                   delivery.rate_limit)
+            if shared > 0:
+                await asyncio.sleep(shared)
             while True:  # others of the endpoint may take the slot first: ask again
                 wait = window.delay(loop.time())
                 if wait <= 0:

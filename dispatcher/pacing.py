@@ -2,7 +2,8 @@
 
 A sliding log of start times per endpoint; a sender asks `delay` and waits, then `take`s
 its slot with no await in between, so the limit holds for the times actually taken. The
-clock is passed in. The window is per dispatcher process (as the concurrency caps are).
+clock is passed in. The window is per dispatcher process; across dispatchers the slots
+Postgres hands out (store.endpoints.take_slot) space starts 1/rate s apart first.
 """
 
 from __future__ import annotations

@@ -259,6 +259,9 @@ class WebhookEndpointRow(SQLModel, table=True):
     """First failed attempt since the last success; None while healthy."""
     warned: bool = False
     """`inferhook.endpoint.failing` was announced for the current failing spell."""
+    rate_slot_at: datetime | None = _ts()
+    """With `rate_limit`: the next free send slot (slots are 1/rate_limit s apart, shared by
+    every dispatcher)."""
 
 
 class IdempotencyKeyRow(SQLModel, table=True):

@@ -60,6 +60,7 @@ class EndpointRecord:
     disabled_reason: str | None
     failing_since: datetime | None
     warned: bool
+    rate_slot_at: datetime | None
 
 
 def _record(row: Any) -> EndpointRecord:
@@ -217,6 +218,22 @@ def message(endpoint: EndpointRecord, event_type: str, data: dict[str, object],
         webhook_id=msg_id or f"msg_{uuid.uuid4().hex}", prediction_id="", owner=endpoint.owner,
         url=endpoint.url, event_type=event_type, sequence=0, body=orjson.dumps(data),
         due=utcnow(), endpoint_id=endpoint.id, skipped=endpoint.disabled_at is not None)
+
+
+TAKE_SLOT = text("""
+UPDATE webhook_endpoints
+SET rate_slot_at = GREATEST(rate_slot_at, now()) + make_interval(secs => 1.0 / :rate)
+WHERE id = :id
+RETURNING EXTRACT(EPOCH FROM rate_slot_at - make_interval(secs => 1.0 / :rate) - now()) AS wait
+""")
+"""Zero-burst GCRA on Postgres's clock: send slots 1/rate s apart, whichever dispatcher
+takes them (the row lock orders the takers)."""
+
+
+async def take_slot(conn: AsyncConnection, endpoint_id: str, rate: int) -> float:
+    """Reserve the endpoint's next send slot; seconds until it comes (0 when it is now)."""
+    wait = (await conn.execute(TAKE_SLOT, {"id": endpoint_id, "rate": rate})).scalar()
+    return max(0.0, float(wait)) if wait is not None else 0.0
 
 
 RECOVER = text("""

@@ -70,7 +70,7 @@ def endpoint(**fields: object) -> EndpointRecord:
         "event_types": [], "models": [], "rate_limit": None, "ordered": False,
         "payload": "full", "secret": "whsec_x", "previous_secret": None,
         "previous_expires_at": None, "created_at": T0, "updated_at": T0, "disabled_at": None,
-        "disabled_reason": None, "failing_since": None, "warned": False}
+        "disabled_reason": None, "failing_since": None, "warned": False, "rate_slot_at": None}
     values.update(fields)
     return EndpointRecord(**values)  # type: ignore[arg-type]
 

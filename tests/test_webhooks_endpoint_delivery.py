@@ -21,7 +21,7 @@ from standardwebhooks import Webhook
 
 from inferhook.settings import Settings
 from schemas.events import TERMINAL_SEQUENCE, Completed, Created, EventType, Logs, Started, utcnow
-from tests.support import EventWriter, Receiver, Stack, query, wait_until
+from tests.support import EventWriter, Receiver, Stack, dispatcher_running, query, wait_until
 from tests.test_webhooks_endpoints import ROOT, call, make_endpoint
 
 SEQUENCES = [0, 2, 3, TERMINAL_SEQUENCE]
@@ -221,3 +221,24 @@ async def test_a_hanging_endpoint_does_not_hold_another_back(idle_stack: Stack) 
         assert not release.is_set() and stuck.requests
         assert set(by_prediction(healthy, fine["secret"])) == set(pids)
         release.set()
+
+
+async def test_two_dispatchers_share_one_endpoints_rate(idle_stack: Stack,
+                                                        receiver: Receiver) -> None:
+    rate = 4
+    endpoint = await make_endpoint(idle_stack, receiver.url, rate_limit=rate)
+    async with dispatcher_running(idle_stack.settings, project=False, housekeeping=False):
+        async with EventWriter(idle_stack.settings) as events:
+            for _ in range(4):
+                await run_prediction(events)
+        await receiver.wait_for(16)
+    attempts = await query(idle_stack.settings,
+                           "SELECT started_at FROM webhook_attempts a JOIN webhook_deliveries d "
+                           "ON d.id = a.delivery_id WHERE d.endpoint_id = :e ORDER BY started_at",
+                           e=endpoint["id"])
+    starts = [a["started_at"].timestamp() for a in attempts]
+    assert len(starts) == 16
+    # each worker alone keeps its own second exactly; together they share Postgres's slots,
+    # 1/rate s apart: `rate` + 1 starts span a second, less the jitter of two workers
+    # waking (two unshared windows would let them span half of it)
+    assert min(b - a for a, b in zip(starts, starts[rate:], strict=False)) >= 0.9

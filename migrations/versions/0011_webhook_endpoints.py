@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("disabled_reason", sa.String(), nullable=True),
         sa.Column("failing_since", _TS, nullable=True),
         sa.Column("warned", sa.Boolean(), nullable=False),
+        sa.Column("rate_slot_at", _TS, nullable=True),
     )
     op.create_index("ix_webhook_endpoints_owner", "webhook_endpoints", ["owner"])
     op.add_column("webhook_deliveries",
