@@ -33,6 +33,7 @@ from inferhook.kafka import create_consumer
 from inferhook.metrics import PREDICTIONS_COMPLETED, PROJECTION_LAG, consumer_lag
 from inferhook.settings import Settings
 from inferhook.tracing import TraceParents
+from schemas.endpoints import is_endpoint_event
 from schemas.events import DecodeError, PredictionEvent
 from schemas.topics import Topics
 from store.files import PostgresFiles
@@ -111,8 +112,9 @@ def decode_batch(batches: Records, traces: TraceParents | None = None) -> Batch:
                 if traces is not None:
                     traces.remember(event.subject, record.headers)
             except DecodeError as exc:
-                log.warning("skipping undecodable event %s:%d@%d: %s", tp.topic, tp.partition,
-                            record.offset, exc)
+                if not is_endpoint_event(record.headers):  # those are for outside readers
+                    log.warning("skipping undecodable event %s:%d@%d: %s", tp.topic,
+                                tp.partition, record.offset, exc)
         batch.offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
     return batch
 
@@ -149,7 +151,8 @@ async def project_events(settings: Settings, engine: AsyncEngine, stop: asyncio.
                     async with driver_transaction(engine) as conn:
                         applied = await project_batch(
                             conn, batch.events, batch.offsets, raw=batch.raw, files=files,
-                            links=links, progress_interval=settings.webhook.progress_interval)
+                            links=links, progress_interval=settings.webhook.progress_interval,
+                            max_payload=settings.webhook.max_payload_bytes)
                     on_batch()
                     for model, status in applied.completed:
                         PREDICTIONS_COMPLETED.labels(model, status).inc()

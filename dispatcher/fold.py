@@ -94,6 +94,9 @@ class Current:
     output_set: bool = False
     logs_delta: str = ""
     metrics_delta: dict[str, float] = field(default_factory=dict)
+    fanout: bool = False
+    """Its owner has account webhook endpoints: every applied event is `published` (and the
+    row is `full`, since the bodies need the whole prediction)."""
 
     def values(self, *, whole: bool) -> dict[str, Any]:
         """Every column of the row (and `output_set`) for the write-back: `input`, `logs` and
@@ -155,6 +158,20 @@ class Held:
     raw: bytes
 
 
+@dataclass(frozen=True)
+class Published:
+    """An applied event of a prediction whose owner has account endpoints (dispatcher.fanout)."""
+
+    prediction_id: str
+    owner: str
+    model: str
+    event_type: str
+    sequence: int
+    status: str
+    body: bytes
+    """The prediction object right after the event (the `full` payload)."""
+
+
 @dataclass
 class Folded:
     """What one batch changes."""
@@ -162,6 +179,7 @@ class Folded:
     rows: dict[str, Current]
     history: list[HistoryEntry] = field(default_factory=list)
     intents: list[Intent] = field(default_factory=list)
+    published: list[Published] = field(default_factory=list)
     skipped: int = 0
     park: list[Held] = field(default_factory=list)
     """Events of this batch to keep until their prediction is known."""
@@ -182,12 +200,14 @@ class Folded:
 
 
 def fold(rows: dict[str, Current], events: Sequence[PredictionEvent], base_url: str,
-         raw: Sequence[bytes] | None = None, held: dict[str, list[Held]] | None = None) -> Folded:
+         raw: Sequence[bytes] | None = None, held: dict[str, list[Held]] | None = None,
+         subscribed: frozenset[str] = frozenset()) -> Folded:
     """Apply `events` in order to `rows` (changed in place); see the module docstring.
 
     `raw`, when given, holds each event's data exactly as it came from Kafka (kept in the
     history as is, instead of encoding the data again). `held` holds the stored held
-    events of the batch's predictions (from earlier batches).
+    events of the batch's predictions (from earlier batches). `subscribed` names the owners
+    with account endpoints, for rows this batch creates (rows passed in carry `fanout`).
     """
     out = Folded(rows)
     waiting = {pid: list(events) for pid, events in (held or {}).items() if events}
@@ -208,7 +228,10 @@ def fold(rows: dict[str, Current], events: Sequence[PredictionEvent], base_url: 
         data = raw[index] if raw is not None else event.value()
         current = rows.get(event.subject)
         if isinstance(event.data, Created):
-            _record(out, _created(rows, current, event, event.data), event, data)
+            applied = _created(rows, current, event, event.data, subscribed)
+            _record(out, applied, event, data)
+            if applied:
+                _publish(out, rows[event.subject], event, base_url)
             release(event.subject)
         elif current is None:
             item = Held(event, data)
@@ -224,7 +247,17 @@ def fold(rows: dict[str, Current], events: Sequence[PredictionEvent], base_url: 
 
 def _apply(out: Folded, current: Current, event: PredictionEvent, data: bytes,
            base_url: str) -> None:
-    _record(out, _update(current, event, base_url, out.intents), event, data)
+    applied = _update(current, event, base_url, out.intents)
+    _record(out, applied, event, data)
+    if applied:
+        _publish(out, current, event, base_url)
+
+
+def _publish(out: Folded, current: Current, event: PredictionEvent, base_url: str) -> None:
+    if current.fanout:
+        out.published.append(Published(current.id, current.owner, current.model,
+                                       event.type.value, event.sequence, current.status,
+                                       current.api_body(base_url)))
 
 
 def _record(out: Folded, applied: bool, event: PredictionEvent, data: bytes) -> None:
@@ -237,7 +270,7 @@ def _record(out: Folded, applied: bool, event: PredictionEvent, data: bytes) -> 
 
 
 def _created(rows: dict[str, Current], current: Current | None, event: PredictionEvent,
-             created: Created) -> bool:
+             created: Created, subscribed: frozenset[str]) -> bool:
     if current is None:
         rows[event.subject] = Current(
             id=event.subject, owner=created.owner, model=created.model,
@@ -246,7 +279,8 @@ def _created(rows: dict[str, Current], current: Current | None, event: Predictio
             created_at=created.created_at, last_sequence=event.sequence,
             deadline=created.deadline, result_ttl_seconds=created.result_ttl_seconds,
             kind=created.kind, task_options=created.task_options,
-            input=created.input, full=True, new=True, changed=True)
+            input=created.input, full=True, new=True, changed=True,
+            fanout=created.owner in subscribed)
         return True
     # The row exists: ingest wrote it at create time (read-your-writes), or this is a replay.
     # Copy what ingest may not have written; the history insert is idempotent.

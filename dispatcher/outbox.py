@@ -6,7 +6,13 @@
   due again when the lease ends. An outcome is written only where the row still carries
   the writer's claim id, so a worker whose lease ran out cannot overwrite a newer attempt.
 - **Order**: only the lowest pending sequence of a prediction is claimable, so one
-  prediction's webhooks go out one at a time, in sequence order.
+  prediction's webhooks go out one at a time, in sequence order; the same holds per
+  account endpoint marked `ordered` (store.outbox CLAIM).
+- **Account endpoints** (dispatcher.fanout) are their own unit of caps and breakers (the
+  row's `endpoint` is the endpoint id), sign with their own secret, start at most
+  `rate_limit` attempts a second (dispatcher.pacing; excess waits in the outbox), and after
+  each batch of outcomes their health is updated (dispatcher.health: failing, disabled,
+  recovered, announced to the owner's other endpoints and on the event topic).
 - **Isolation**: each endpoint (scheme://host:port) has a cap on attempts in flight and a
   circuit breaker (dispatcher.breaker). A claim never takes more rows of an endpoint than
   it has room for, and none of a full or open one, so a slow or dead receiver holds only
@@ -22,7 +28,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -34,6 +40,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatcher.backoff import Next, after_attempt
 from dispatcher.breaker import Breaker, counts_as_failure
+from dispatcher.endpointhealth import EndpointHealth
+from dispatcher.pacing import RateWindow
 from dispatcher.sender import Attempt, Signing, send
 from inferhook import metrics, tracing
 from inferhook.logs import bind_prediction
@@ -41,7 +49,7 @@ from inferhook.resilience import Dependency, PartHealth
 from inferhook.settings import WebhookSettings
 from inferhook.tracing import TraceParents
 from schemas.webhooks import DeliveryState
-from store import outbox
+from store import endpoints, outbox
 from store.accounts import webhook_keys
 
 log = logging.getLogger(__name__)
@@ -69,6 +77,9 @@ class Claimed:
     secret: str | None
     previous_secret: str | None
     signing_key: str | None
+    endpoint_id: str = ""
+    """The account endpoint it goes to; '' for a prediction's own webhook."""
+    rate_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,20 @@ class Endpoints:
         self.breakers: dict[str, Breaker] = defaultdict(
             lambda: Breaker(failures=settings.breaker_failures,
                             cooldown=settings.breaker_cooldown))
+        self.paces: dict[str, RateWindow] = {}
+        """Rate-limited account endpoints: their recent starts."""
+        self.waiting: dict[str, int] = defaultdict(int)
+        """Claimed attempts of a rate-limited endpoint waiting for their slot."""
+
+    def pace(self, endpoint: str, rate: int | None) -> RateWindow | None:
+        """The rate window of an endpoint (made or resized as its claimed rows say)."""
+        if rate is None:
+            self.paces.pop(endpoint, None)
+            return None
+        window = self.paces.get(endpoint)
+        if window is None or window.rate != rate:
+            window = self.paces[endpoint] = RateWindow(rate, window.starts if window else deque())
+        return window
 
     def limits(self, now: float) -> tuple[list[str], list[str], list[int]]:
         """Endpoints with no room, and those with less than the cap (with their room)."""
@@ -97,8 +122,14 @@ class Endpoints:
                          if b.consecutive == 0 and not self.in_flight.get(e)]:
             del self.breakers[endpoint]  # idle and healthy: forget it
             self.in_flight.pop(endpoint, None)
-        for endpoint in set(self.in_flight) | set(self.breakers):
+        for endpoint in [e for e, w in self.paces.items()
+                         if w.room(now) == w.rate and not self.waiting.get(e)]:
+            del self.paces[endpoint]  # no start in the last second: nothing to remember
+            self.waiting.pop(endpoint, None)
+        for endpoint in set(self.in_flight) | set(self.breakers) | set(self.paces):
             room = self.breakers[endpoint].room(self.cap, now) - self.in_flight[endpoint]
+            if endpoint in self.paces:
+                room = min(room, self.paces[endpoint].room(now) - self.waiting[endpoint])
             if room <= 0:
                 blocked.append(endpoint)
             elif room < self.cap:
@@ -112,13 +143,15 @@ class OutboxWorker:
 
     def __init__(self, engine: AsyncEngine, session: aiohttp.ClientSession,
                  settings: WebhookSettings, *, batch: int = 256, poll: float = 0.25,
-                 traces: TraceParents | None = None) -> None:
+                 traces: TraceParents | None = None,
+                 health: EndpointHealth | None = None) -> None:
         self.engine, self.session, self.settings = engine, session, settings
         self.traces = traces or TraceParents()
         """Where each prediction's trace is found, to continue it in the webhook request."""
         self.batch, self.poll = batch, poll
         self.lease = settings.timeout * 2 + 2
         self.endpoints = Endpoints(settings)
+        self.health = health or EndpointHealth(settings)
         self.in_flight = 0
         self.settle = 0.005
         self._kick = asyncio.Event()
@@ -161,6 +194,7 @@ class OutboxWorker:
             recorder.cancel()
             with suppress(asyncio.CancelledError):
                 await recorder
+            await self.health.close()
 
     async def _wait(self) -> None:
         """Until new rows may be due (at once), slots freed up (a moment later), or the poll."""
@@ -198,6 +232,7 @@ class OutboxWorker:
     async def _deliver(self, delivery: Claimed) -> None:
         bind_prediction(delivery.prediction_id)  # this task's log lines are about it
         try:
+            await self._paced(delivery)
             with tracing.tracer().start_as_current_span(
                     f"webhook {delivery.event_type}", kind=SpanKind.CLIENT,
                     context=self.traces.context(delivery.prediction_id),
@@ -218,6 +253,9 @@ class OutboxWorker:
             self.in_flight -= 1
             self.endpoints.in_flight[delivery.endpoint] -= 1
         metrics.WEBHOOK_ATTEMPTS.labels(metrics.webhook_outcome(attempt.status)).inc()
+        if delivery.endpoint_id:
+            metrics.ENDPOINT_ATTEMPTS.labels(delivery.endpoint_id,
+                                             metrics.webhook_outcome(attempt.status)).inc()
         metrics.WEBHOOK_LATENCY.observe(attempt.latency)
         next_step = after_attempt(ok=attempt.ok, status=attempt.status,
                                   retry_after=attempt.retry_after, attempts=delivery.attempts,
@@ -231,7 +269,33 @@ class OutboxWorker:
         self._outcomes.put_nowait(Outcome(delivery, attempt, next_step))
         self._freed.set()
 
+    async def _paced(self, delivery: Claimed) -> None:
+        """Wait for a slot of the endpoint's rate limit, if it has one: first the shared one
+        (Postgres: slots 1/rate s apart over every dispatcher), then this process's window
+        (at most `rate` starts in any second of its own clock, whatever the delays)."""
+        window = self.endpoints.pace(delivery.endpoint, delivery.rate_limit)
+        if window is None or delivery.rate_limit is None:
+            return
+        loop = asyncio.get_running_loop()
+        self.endpoints.waiting[delivery.endpoint] += 1
+        try:
+            async with self.engine.begin() as conn:
+                shared = await endpoints.take_slot(conn, delivery.endpoint_id,
+                                                   delivery.rate_limit)
+            if shared > 0:
+                await asyncio.sleep(shared)
+            while True:  # others of the endpoint may take the slot first: ask again
+                wait = window.delay(loop.time())
+                if wait <= 0:
+                    break
+                await asyncio.sleep(wait)
+            window.take(loop.time())
+        finally:
+            self.endpoints.waiting[delivery.endpoint] -= 1
+
     async def _signing(self, delivery: Claimed) -> Signing:
+        if delivery.endpoint_id and delivery.secret is None:
+            raise RuntimeError(f"endpoint {delivery.endpoint_id} has no secret (deleted?)")
         if delivery.secret is None or (self.settings.ed25519 and delivery.signing_key is None):
             keys = await webhook_keys(self.engine, delivery.owner, ed25519=self.settings.ed25519)
             return Signing(keys.secrets, keys.signing_key)
@@ -272,12 +336,16 @@ class OutboxWorker:
             "latency_ms": round(o.attempt.latency * 1000, 3), "response": o.attempt.response,
             "webhook_id": o.claimed.webhook_id, "prediction_id": o.claimed.prediction_id,
         } for o in outcomes]
+        attempted = [(o.claimed.endpoint_id, o.attempt) for o in outcomes if o.claimed.endpoint_id]
         async with self.engine.begin() as conn:
+            locked = await self.health.lock(conn, attempted)
             await outbox.record(conn, rows)
             for o in outcomes:
-                if o.next.endpoint_gone:
+                if o.next.endpoint_gone and not o.claimed.endpoint_id:
                     await outbox.stop_endpoint(conn, o.claimed.owner, o.claimed.url)
+            notices = await self.health.observe(conn, attempted, locked)
             for endpoint, until in holds.items():
                 wall = datetime.now(UTC).timestamp() + (until - now)
                 log.warning("circuit open for %s for %.0fs", endpoint, until - now)
                 await outbox.hold_endpoint(conn, endpoint, datetime.fromtimestamp(wall, UTC))
+        await self.health.publish(notices)

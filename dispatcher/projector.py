@@ -15,13 +15,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from dispatcher.fanout import MAX_PAYLOAD_BYTES, fanout
 from dispatcher.fold import PROGRESS, Current, Folded, Held, fold
 from dispatcher.outfiles import externalize
 from dispatcher.throttle import Plan, QueuedProgress, plan
 from inferhook.filelinks import FileLinks
-from schemas.events import EventType, PredictionEvent, utcnow
+from schemas.events import Created, EventType, PredictionEvent, utcnow
 from schemas.status import TERMINAL
-from store import outbox, parked, predictions
+from store import endpoints, outbox, parked, predictions
 from store.files import FileStore
 from store.records import Connection
 
@@ -42,7 +43,8 @@ class Applied:
 async def project_batch(conn: Connection, events: Sequence[PredictionEvent],
                         offsets: dict[tuple[str, int], int], *, files: FileStore,
                         links: FileLinks, progress_interval: float,
-                        raw: Sequence[bytes] | None = None) -> Applied:
+                        raw: Sequence[bytes] | None = None,
+                        max_payload: int = MAX_PAYLOAD_BYTES) -> Applied:
     """Apply `events` (arrival order) and store `offsets` inside the caller's transaction.
 
     `raw` optionally carries each event's data as it came from Kafka (see fold). Binary
@@ -53,7 +55,10 @@ async def project_batch(conn: Connection, events: Sequence[PredictionEvent],
     held = await _load_held(conn, ids)
     batch = externalize(rows, events, raw, held, links)
     await files.put(conn, batch.files)
-    folded = fold(rows, batch.events, links.base_url, batch.raw, batch.held)
+    subscribed = await endpoints.owners_with_endpoints(conn, [
+        e.data.owner for e in batch.events if isinstance(e.data, Created) and e.subject not in rows])
+    folded = fold(rows, batch.events, links.base_url, batch.raw, batch.held,
+                  subscribed=frozenset(subscribed))
     changed = folded.changed
     await parked.unpark(conn, sorted(folded.unpark))
     await parked.park(conn, [(h.event.subject, h.event.sequence,
@@ -61,6 +66,7 @@ async def project_batch(conn: Connection, events: Sequence[PredictionEvent],
                              for h in folded.park])
     if folded.intents:
         await _write_outbox(conn, folded, progress_interval)
+    await fanout(conn, folded.published, base_url=links.base_url, max_payload=max_payload)
     # NOTIFY is delivered when the transaction commits: waiting clients (Prefer: wait,
     # streams, the account event feed) wake then.
     await predictions.apply(conn, new=[r.values(whole=True) for r in changed if r.new],

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatcher.consumer import project_events
+from dispatcher.endpointhealth import EndpointHealth
 from dispatcher.outbox import OutboxWorker
 from dispatcher.reaper import Reaper
 from dispatcher.retention import run_retention
@@ -48,7 +49,8 @@ async def _run(settings: Settings, stop: asyncio.Event, *, project: bool, delive
     hooks = settings.webhook
     session = client_session(hooks.allow_nets, per_endpoint=hooks.endpoint_concurrency)
     traces = TraceParents()
-    outbox = OutboxWorker(engine, session, hooks, traces=traces)
+    health = EndpointHealth(hooks, settings.kafka, Topics(settings.kafka.topic_prefix).events)
+    outbox = OutboxWorker(engine, session, hooks, traces=traces, health=health)
     try:
         async with asyncio.TaskGroup() as group:
             if project:

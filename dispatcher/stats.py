@@ -8,9 +8,16 @@ from contextlib import suppress
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from inferhook.metrics import OUTBOX_DUE, OUTBOX_OLDEST_DUE_AGE, OUTBOX_PENDING
+from inferhook.metrics import (
+    ENDPOINT_OLDEST_DUE_AGE,
+    ENDPOINT_PENDING,
+    ENDPOINT_STATE,
+    OUTBOX_DUE,
+    OUTBOX_OLDEST_DUE_AGE,
+    OUTBOX_PENDING,
+)
 from inferhook.resilience import Dependency, PartHealth
-from store import outbox
+from store import endpoints, outbox
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +28,12 @@ async def refresh_outbox_gauges(engine: AsyncEngine) -> None:
     OUTBOX_PENDING.set(stats.pending)
     OUTBOX_DUE.set(stats.due)
     OUTBOX_OLDEST_DUE_AGE.set(stats.oldest_due_age)
+    async with engine.connect() as conn:
+        per_endpoint = await endpoints.stats(conn)
+    for e in per_endpoint:
+        ENDPOINT_PENDING.labels(e.id).set(e.pending)
+        ENDPOINT_OLDEST_DUE_AGE.labels(e.id).set(e.oldest_due_age)
+        ENDPOINT_STATE.labels(e.id).set(2 if e.disabled else 1 if e.failing else 0)
 
 
 async def report_outbox(engine: AsyncEngine, stop: asyncio.Event, *, interval: float) -> None:

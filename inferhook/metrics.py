@@ -69,6 +69,20 @@ OUTBOX_DUE = Gauge("inferhook_outbox_due", "Webhook deliveries due now and not y
 OUTBOX_OLDEST_DUE_AGE = Gauge(
     "inferhook_outbox_oldest_due_age_seconds",
     "How long the oldest due webhook delivery has been due (0 when none is).")
+ENDPOINT_ATTEMPTS = Counter(
+    "inferhook_endpoint_attempts",
+    "Attempts to one account webhook endpoint by outcome (as inferhook_webhook_attempts).",
+    ["endpoint", "outcome"])
+ENDPOINT_OLDEST_DUE_AGE = Gauge(
+    "inferhook_endpoint_oldest_due_age_seconds",
+    "How long the oldest due delivery to one account endpoint has been due (0 when none is).",
+    ["endpoint"])
+ENDPOINT_PENDING = Gauge(
+    "inferhook_endpoint_pending", "Deliveries to one account endpoint waiting in the outbox.",
+    ["endpoint"])
+ENDPOINT_STATE = Gauge(
+    "inferhook_endpoint_state",
+    "State of one account endpoint: 0 healthy, 1 failing, 2 disabled.", ["endpoint"])
 
 # executors
 QUEUE_DEPTH = Gauge(
@@ -91,6 +105,7 @@ LOAD_SECONDS = Histogram(
 ALL: tuple[MetricWrapperBase, ...] = (
     DEPENDENCY_UP, HTTP_REQUESTS, PREDICTIONS_CREATED, PREDICTIONS_COMPLETED, PROJECTION_LAG,
     WEBHOOK_ATTEMPTS, WEBHOOK_LATENCY, OUTBOX_PENDING, OUTBOX_DUE, OUTBOX_OLDEST_DUE_AGE,
+    ENDPOINT_ATTEMPTS, ENDPOINT_OLDEST_DUE_AGE, ENDPOINT_PENDING, ENDPOINT_STATE,
     QUEUE_DEPTH, BATCH_SIZE, RUN_SECONDS, COLD_STARTS, LOAD_SECONDS)
 """Every inferhook collector (the dashboard may name only these)."""
 

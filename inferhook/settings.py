@@ -94,6 +94,10 @@ class WebhookSettings(BaseSettings):
     """Seconds a prediction may stay `started` in phase `loading` (cold start) before it is failed."""
     retention_interval: float = 60.0
     """Seconds between retention sweeps that clear input/output/logs of expired predictions."""
+    max_payload_bytes: int = 256 * 1024
+    """Largest `payload: full` body sent to an account endpoint; a larger one is sent thin."""
+    disable_after: float = 5 * 86400.0
+    """Seconds an account endpoint may fail every attempt before it is disabled (warned at half)."""
 
     @field_validator("retry_schedule", mode="before")
     @classmethod

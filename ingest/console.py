@@ -52,6 +52,14 @@ async def console_script(request: web.Request) -> web.FileResponse:
     return _asset("app.js", "text/javascript; charset=utf-8")
 
 
+@routes.get("/console/endpoints.js")
+@operation("The console's webhook endpoints pages (script)", responses={200: None}, public=True,
+           media_type="text/javascript", tags=TAGS)
+async def console_endpoints_script(request: web.Request) -> web.FileResponse:
+    """The console's webhook endpoints module (imported by app.js)."""
+    return _asset("endpoints.js", "text/javascript; charset=utf-8")
+
+
 @routes.get("/console/console.css")
 @operation("The console's stylesheet", responses={200: None}, public=True, media_type="text/css",
            tags=TAGS)

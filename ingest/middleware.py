@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs",
                           # the console's shell only; its data comes from the /v1 API
-                          "/console", "/console/app.js", "/console/console.css"})
+                          "/console", "/console/app.js", "/console/endpoints.js",
+                          "/console/console.css"})
 _SIGNED = "__signed_link__"
 
 Handled = TypeVar("Handled", bound=Callable[..., Any])

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -219,11 +220,16 @@ class WebhookDeliveryRow(SQLModel, table=True):
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
-                      Index("ix_webhook_deliveries_owner_state", "owner", "state", "id"))
+                      Index("ix_webhook_deliveries_owner_state", "owner", "state", "id"),
+                      # One event fans out to many endpoints under one webhook-id (as Svix does).
+                      UniqueConstraint("webhook_id", "endpoint_id",
+                                       name="uq_webhook_deliveries_destination"),
+                      Index("ix_webhook_deliveries_endpoint_id", "endpoint_id", "state", "id",
+                            postgresql_where=text("endpoint_id <> ''")))
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True,
                                                           autoincrement=True))
-    webhook_id: str = Field(unique=True)
+    webhook_id: str
     prediction_id: str = Field(index=True)
     owner: str
     url: str
@@ -243,6 +249,44 @@ class WebhookDeliveryRow(SQLModel, table=True):
     """The lease holder while an attempt is in flight; `next_attempt_at` is then the lease end."""
     scheduled_at: datetime = _ts(nullable=False)
     """When the first attempt was due (output/logs throttling spaces these out)."""
+    endpoint_id: str = Field(default="", sa_column=Column(Text, nullable=False,
+                                                          server_default=""))
+    """The account endpoint (`ep_…`) this fan-out delivery goes to; '' for a prediction's
+    own `webhook`."""
+
+
+class WebhookEndpointRow(SQLModel, table=True):
+    """An account-level webhook endpoint: receives every matching event of its owner."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: str = Field(primary_key=True)
+    owner: str = Field(index=True)
+    url: str
+    description: str = ""
+    event_types: list[str] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
+    """CloudEvents types it receives; empty = all."""
+    models: list[str] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
+    """Models (owner/name) whose predictions' events it receives; empty = all."""
+    rate_limit: int | None = None
+    """Deliveries per second at most; None = no limit."""
+    ordered: bool = False
+    """Per prediction, an event is sent only once the one before it is delivered or failed."""
+    payload: str = "full"
+    secret: str
+    previous_secret: str | None = None
+    previous_expires_at: datetime | None = _ts()
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+    disabled_at: datetime | None = _ts()
+    disabled_reason: str | None = None
+    failing_since: datetime | None = _ts()
+    """First failed attempt since the last success; None while healthy."""
+    warned: bool = False
+    """`inferhook.endpoint.failing` was announced for the current failing spell."""
+    rate_slot_at: datetime | None = _ts()
+    """With `rate_limit`: the next free send slot (slots are 1/rate_limit s apart, shared by
+    every dispatcher)."""
 
 
 class IdempotencyKeyRow(SQLModel, table=True):

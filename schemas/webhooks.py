@@ -35,6 +35,8 @@ class DeliveryState(StrEnum):
     """Retries used up, or the endpoint answered 410 Gone; `redeliver` sends it again."""
     SUPERSEDED = "superseded"
     """Not sent (again): a newer state of the same prediction replaced it."""
+    SKIPPED = "skipped"
+    """Not sent: its endpoint was disabled; `POST …/endpoints/{id}/recover` sends it."""
 
 
 class WebhookAttempt(BaseModel):
@@ -64,6 +66,8 @@ class WebhookDelivery(BaseModel):
     last_status: int | None = None
     last_error: str | None = None
     attempt_log: list[WebhookAttempt] = Field(default_factory=list)
+    endpoint_id: str | None = Field(default=None, description="The account endpoint it went "
+                                                              "to; null for a prediction's webhook")
 
 
 class WebhookDeliveryList(BaseModel):

@@ -13,6 +13,7 @@ back. Column lists and recordset types derive from the table models in `schemas/
     offsets.py       the projector's next offset per partition
     idempotency.py   Idempotency-Key reservations
     accounts.py      API keys and webhook signing secrets
+    endpoints.py     account webhook endpoints; their deliveries' skip, recover and listing
     files.py         uploads and outputs stored as files, behind the FileStore interface
     server.py        statements about the server, not a table: ping, advisory locks
 """

@@ -3,6 +3,10 @@
 Writers: the projector enqueues the webhooks its events call for and coalesces queued
 progress; the outbox worker claims due rows, records outcomes, and holds or stops
 endpoints; the API re-queues a delivery. All enqueue through `enqueue`.
+
+A row is one webhook-id to one destination: a prediction's own `webhook` (`endpoint_id`
+'') or an account endpoint (dispatcher.fanout). Coalescing, superseding and the 410 stop
+apply to prediction webhooks only; an endpoint's rows are each delivered, failed or skipped.
 """
 
 from __future__ import annotations
@@ -24,32 +28,34 @@ from store.records import Connection, execute, fetch, jsonb, recordset
 TERMINAL_TYPES = sorted(t.value for t in EventType if t.status in TERMINAL)
 """Event types that end a prediction: their webhooks are never superseded."""
 
-_GIVEN = ("webhook_id", "prediction_id", "owner", "url", "endpoint", "event_type", "sequence")
+_GIVEN = ("webhook_id", "prediction_id", "owner", "url", "endpoint", "event_type", "sequence",
+          "endpoint_id", "state")
 """What an enqueue says of a delivery, besides its body (JSON text) and when it is due."""
 
 ENQUEUE = text(f"""
-INSERT INTO webhook_deliveries ({", ".join(_GIVEN)}, body, state, attempts, next_attempt_at,
+INSERT INTO webhook_deliveries ({", ".join(_GIVEN)}, body, attempts, next_attempt_at,
   scheduled_at, created_at)
-SELECT {", ".join(f"r.{c}" for c in _GIVEN)}, convert_to(r.body, 'UTF8'), 'pending', 0, r.due,
+SELECT {", ".join(f"r.{c}" for c in _GIVEN)}, convert_to(r.body, 'UTF8'), 0, r.due,
   r.due, now()
 FROM jsonb_to_recordset(CAST(:rows AS jsonb))
   AS r({recordset(WebhookDeliveryRow, _GIVEN, extra="body text, due timestamptz")})
-ON CONFLICT (webhook_id) DO NOTHING
+ON CONFLICT (webhook_id, endpoint_id) DO NOTHING
 """)
-"""A webhook-id is queued once: a second enqueue of it (a replayed event) changes nothing."""
+"""A webhook-id is queued once per destination: a second enqueue of it (a replayed event)
+changes nothing. `state` is `pending`, or `skipped` for a disabled endpoint."""
 
 QUEUED_PROGRESS = text("""
 SELECT id, prediction_id, scheduled_at,
        (state = 'pending' AND attempts = 0 AND claim_id IS NULL) AS untried
 FROM webhook_deliveries
 WHERE prediction_id = ANY(CAST(:ids AS text[])) AND event_type = ANY(CAST(:types AS text[]))
-  AND (state = 'pending' OR scheduled_at > now() - make_interval(secs => :window))
+  AND endpoint_id = '' AND (state = 'pending' OR scheduled_at > now() - make_interval(secs => :window))
 ORDER BY prediction_id, sequence FOR UPDATE
 """)
 
 SUPERSEDE = text("""
 UPDATE webhook_deliveries SET state = 'superseded', finished_at = now()
-WHERE state = 'pending' AND claim_id IS NULL AND (
+WHERE state = 'pending' AND claim_id IS NULL AND endpoint_id = '' AND (
   (prediction_id = ANY(CAST(:retrying AS text[])) AND attempts > 0
    AND event_type <> ALL(CAST(:terminal AS text[])))
   OR (prediction_id = ANY(CAST(:progress_of AS text[])) AND attempts = 0
@@ -66,17 +72,20 @@ WHERE d.id = r.id AND d.claim_id IS NULL AND d.attempts = 0
 
 CLAIM = text("""
 WITH candidates AS (
-  SELECT d.id, d.endpoint, d.next_attempt_at FROM webhook_deliveries d
+  SELECT d.id, d.endpoint, d.next_attempt_at, ep.rate_limit FROM webhook_deliveries d
+  LEFT JOIN webhook_endpoints ep ON ep.id = d.endpoint_id AND d.endpoint_id <> ''
   WHERE d.state = 'pending' AND d.next_attempt_at <= now()
     AND d.endpoint <> ALL(CAST(:blocked AS text[]))
-    AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
-                    WHERE e.prediction_id = d.prediction_id AND e.state = 'pending'
-                      AND e.sequence < d.sequence)
+    AND (d.endpoint_id = '' OR (ep.id IS NOT NULL AND ep.disabled_at IS NULL))
+    AND NOT ((d.endpoint_id = '' OR ep.ordered) AND EXISTS (
+      SELECT 1 FROM webhook_deliveries e
+      WHERE e.prediction_id = d.prediction_id AND e.endpoint_id = d.endpoint_id
+        AND e.state = 'pending' AND e.sequence < d.sequence))
   ORDER BY d.next_attempt_at LIMIT :scan),
 ranked AS (
   SELECT c.id, c.next_attempt_at,
          row_number() OVER (PARTITION BY c.endpoint ORDER BY c.next_attempt_at, c.id) AS n,
-         COALESCE(l.room, :cap) AS room
+         LEAST(COALESCE(l.room, :cap), COALESCE(c.rate_limit, :cap)) AS room
   FROM candidates c
   LEFT JOIN unnest(CAST(:limited AS text[]), CAST(:rooms AS integer[])) AS l(endpoint, room)
     ON l.endpoint = c.endpoint),
@@ -90,16 +99,27 @@ UPDATE webhook_deliveries w SET claim_id = :claim, attempts = w.attempts + 1,
   next_attempt_at = now() + make_interval(secs => :lease)
 WHERE w.id = ANY(ARRAY(SELECT id FROM picked))
 RETURNING w.id, w.webhook_id, w.prediction_id, w.owner, w.url, w.endpoint, w.event_type,
-  w.sequence, w.body, w.attempts,
-  (SELECT s.secret FROM webhook_secrets s WHERE s.owner = w.owner) AS secret,
-  (SELECT s.previous_secret FROM webhook_secrets s
-   WHERE s.owner = w.owner AND s.previous_expires_at > now()) AS previous_secret,
-  (SELECT s.signing_key FROM webhook_secrets s WHERE s.owner = w.owner) AS signing_key
+  w.sequence, w.body, w.attempts, w.endpoint_id,
+  CASE WHEN w.endpoint_id = '' THEN
+    (SELECT s.secret FROM webhook_secrets s WHERE s.owner = w.owner)
+  ELSE (SELECT p.secret FROM webhook_endpoints p WHERE p.id = w.endpoint_id) END AS secret,
+  CASE WHEN w.endpoint_id = '' THEN
+    (SELECT s.previous_secret FROM webhook_secrets s
+     WHERE s.owner = w.owner AND s.previous_expires_at > now())
+  ELSE (SELECT p.previous_secret FROM webhook_endpoints p
+        WHERE p.id = w.endpoint_id AND p.previous_expires_at > now()) END AS previous_secret,
+  (SELECT s.signing_key FROM webhook_secrets s WHERE s.owner = w.owner) AS signing_key,
+  (SELECT p.rate_limit FROM webhook_endpoints p WHERE p.id = w.endpoint_id) AS rate_limit
 """)
+"""Order: a prediction's own webhooks, and an `ordered` endpoint's deliveries, go out one at a
+time per prediction (lowest pending sequence first); other endpoints' go out as they come due.
+A disabled endpoint's rows are not taken; a rate-limited one's at most `rate_limit` a claim."""
 
 _SUPERSEDED_BY_NEWER = """(r.state = 'pending' AND d.event_type <> ALL(CAST(:terminal AS text[]))
+  AND d.endpoint_id = ''
   AND EXISTS (SELECT 1 FROM webhook_deliveries l
-              WHERE l.prediction_id = d.prediction_id AND l.sequence > d.sequence))"""
+              WHERE l.prediction_id = d.prediction_id AND l.endpoint_id = ''
+                AND l.sequence > d.sequence))"""
 
 RECORD = text(f"""
 WITH r AS (
@@ -129,6 +149,7 @@ STOP_ENDPOINT = text("""
 UPDATE webhook_deliveries SET state = 'failed', finished_at = now(),
   last_error = 'not sent: the endpoint answered 410 Gone'
 WHERE owner = :owner AND url = :url AND state = 'pending' AND claim_id IS NULL
+  AND endpoint_id = ''
 """)
 
 HOLD_ENDPOINT = text("""
@@ -146,17 +167,18 @@ WHERE id = :id
 
 LATEST = text("""
 SELECT id, state FROM webhook_deliveries
-WHERE prediction_id = :prediction_id AND owner = :owner
+WHERE prediction_id = :prediction_id AND owner = :owner AND endpoint_id = ''
 ORDER BY sequence DESC, id DESC LIMIT 1 FOR UPDATE
 """)
 
 _SHOWN = """id, webhook_id, prediction_id, event_type, sequence, url, state, attempts,
   CASE WHEN state = 'pending' THEN next_attempt_at END AS next_attempt_at, created_at,
-  finished_at, last_status, last_error"""
+  finished_at, last_status, last_error, NULLIF(endpoint_id, '') AS endpoint_id"""
 
 OF_PREDICTION = text(f"""
 SELECT {_SHOWN} FROM webhook_deliveries
-WHERE prediction_id = :prediction_id AND owner = :owner ORDER BY sequence, id
+WHERE prediction_id = :prediction_id AND owner = :owner AND endpoint_id = ''
+ORDER BY sequence, id
 """)
 
 ATTEMPTS = text("""
@@ -167,13 +189,14 @@ FROM webhook_attempts WHERE prediction_id = :prediction_id ORDER BY id
 
 OF_OWNER = text(f"""
 SELECT {_SHOWN} FROM webhook_deliveries
-WHERE owner = :owner AND (CAST(:state AS text) IS NULL OR state = :state)
+WHERE owner = :owner AND endpoint_id = '' AND (CAST(:state AS text) IS NULL OR state = :state)
   AND (CAST(:before AS bigint) IS NULL OR id < :before)
 ORDER BY id DESC LIMIT :limit
 """)
 
 ONE = text(f"SELECT {_SHOWN} FROM webhook_deliveries WHERE id = :id")
-BY_WEBHOOK_ID = text(f"SELECT {_SHOWN} FROM webhook_deliveries WHERE webhook_id = :webhook_id")
+BY_WEBHOOK_ID = text(f"SELECT {_SHOWN} FROM webhook_deliveries "
+                     "WHERE webhook_id = :webhook_id AND endpoint_id = ''")
 
 STATS = text("""
 SELECT count(*) AS pending,
@@ -196,6 +219,10 @@ class NewDelivery:
     sequence: int
     body: bytes
     due: datetime
+    endpoint_id: str = ""
+    """The account endpoint it goes to; '' for a prediction's own webhook."""
+    skipped: bool = False
+    """Recorded as `skipped` (its endpoint is disabled) instead of queued."""
 
 
 @dataclass(frozen=True)
@@ -208,12 +235,15 @@ class OutboxStats:
 
 
 async def enqueue(conn: Connection, deliveries: Sequence[NewDelivery]) -> None:
-    """Queue webhooks; a webhook-id already queued is left as it is."""
+    """Queue webhooks; a webhook-id already queued to that destination is left as it is.
+    A fan-out delivery's breaker/concurrency unit (`endpoint`) is its endpoint id."""
     if deliveries:
         await execute(conn, ENQUEUE, {"rows": jsonb([
             {"webhook_id": d.webhook_id, "prediction_id": d.prediction_id, "owner": d.owner,
-             "url": d.url, "endpoint": endpoint_of(d.url), "event_type": d.event_type,
-             "sequence": d.sequence, "body": d.body.decode(), "due": d.due}
+             "url": d.url, "endpoint": d.endpoint_id or endpoint_of(d.url),
+             "event_type": d.event_type, "sequence": d.sequence, "body": d.body.decode(),
+             "due": d.due, "endpoint_id": d.endpoint_id,
+             "state": "skipped" if d.skipped else "pending"}
             for d in deliveries])})
 
 

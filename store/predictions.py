@@ -26,7 +26,8 @@ FIXED = ("id", "owner", "model", "input", "webhook", "webhook_events_filter", "c
 """Columns the create sets once; the projector never rewrites them."""
 MUTABLE = tuple(c for c in COLUMNS if c not in FIXED)
 LAZY = ("input", "output", "logs")
-"""Large columns the projector loads only for rows with a webhook (their body needs them)."""
+"""Large columns the projector loads only for rows with a webhook or whose owner has account
+endpoints (their bodies need them)."""
 OPEN_STATUSES = ("pending", "started")
 
 _NAMES = ", ".join(COLUMNS)
@@ -44,14 +45,20 @@ SELECT_ONE = select(PredictionRow).where(col(PredictionRow.id) == bindparam("id"
                                          col(PredictionRow.owner) == bindparam("owner"))
 """Built once: building the ORM query per GET was a sixth of ingest's CPU under read load."""
 
+_FULL = "(p.webhook IS NOT NULL OR f.fanout)"
 _LOADED = ", ".join(
-    [c for c in COLUMNS if c not in LAZY] + ["webhook IS NOT NULL AS full"]
-    + [f"CASE WHEN webhook IS NOT NULL THEN {c} ELSE '' END AS {c}" if c == "logs"
-       else f"CASE WHEN webhook IS NOT NULL THEN {c} END AS {c}" for c in LAZY])
+    [f"p.{c}" for c in COLUMNS if c not in LAZY] + [f"{_FULL} AS full", "f.fanout"]
+    + [f"CASE WHEN {_FULL} THEN p.{c} ELSE '' END AS {c}" if c == "logs"
+       else f"CASE WHEN {_FULL} THEN p.{c} END AS {c}" for c in LAZY])
 
 LOCK = text(f"""
-SELECT {_LOADED} FROM predictions WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id FOR UPDATE
+SELECT {_LOADED} FROM predictions p
+CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.owner = p.owner)
+                    AS fanout) f
+WHERE p.id = ANY(CAST(:ids AS text[])) ORDER BY p.id FOR UPDATE OF p
 """)
+"""`fanout`: the owner has account endpoints, so every event fans out with the whole
+prediction (looked up once per row)."""
 
 _INSERT_NEW = f"""
 INSERT INTO predictions AS p ({_NAMES})

@@ -28,7 +28,7 @@ from tests.support import Receiver, Stack, docker_available, free_port
 
 TABLES = ("predictions", "prediction_events", "webhook_deliveries", "api_keys",
           "webhook_secrets", "idempotency_keys", "webhook_attempts", "dispatcher_offsets",
-          "parked_events", "files")
+          "parked_events", "files", "webhook_endpoints")
 
 
 @pytest.fixture(scope="session")

@@ -2,18 +2,21 @@
 //
 // Every piece of data shown comes from this server's /v1 API, called with the API key the user
 // pasted (kept in sessionStorage). API data reaches the DOM only as text nodes and
-// textContent, never as HTML. Pages are hash routes: #/predictions, #/predictions/{id}, #/models.
+// textContent, never as HTML. Pages are hash routes: #/predictions, #/predictions/{id}, #/models,
+// #/endpoints and #/endpoints/{id} (endpoints.js).
+
+import { endpointPage, endpointsPage } from "./endpoints.js";
 
 const KEY_STORAGE = "inferhook.apiKey";
-const POLL_MS = 2000;
+export const POLL_MS = 2000;
 const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
 const STATUSES = new Set(["pending", "started", "succeeded", "failed", "canceled"]);
-const DELIVERY_STATES = new Set(["pending", "delivered", "failed", "superseded"]);
+const DELIVERY_STATES = new Set(["pending", "delivered", "failed", "superseded", "skipped"]);
 
 // ---------------------------------------------------------------------------------- DOM
 
 /** An element with attributes, `on…` listeners and children (strings become text nodes). */
-function el(tag, attributes = {}, ...children) {
+export function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) {
     if (value === undefined || value === null || value === false) continue;
@@ -41,7 +44,7 @@ function seconds(value) {
   return value < 1 ? `${Math.round(value * 1000)} ms` : `${value.toFixed(2)} s`;
 }
 
-function when(iso) {
+export function when(iso) {
   return iso ? new Date(iso).toLocaleString() : "–";
 }
 
@@ -82,7 +85,7 @@ async function send(path, { method = "GET", body, signal, accept = "application/
   throw new ApiError(response.status, problem);
 }
 
-async function api(path, options) {
+export async function api(path, options) {
   return (await send(path, options)).json();
 }
 
@@ -336,7 +339,7 @@ function webhooksPanel(box, scope, path, prediction) {
   return refresh;
 }
 
-function deliveryRow(d) {
+export function deliveryRow(d) {
   return el("tr", { "data-webhook-id": d.webhook_id },
     el("td", {}, `#${d.sequence} ${d.event_type.split(".").pop()}`),
     el("td", {}, el("span", { class: `badge delivery-${DELIVERY_STATES.has(d.state) ? d.state : "unknown"}` }, d.state)),
@@ -510,6 +513,8 @@ function route() {
   view.replaceChildren();
   current = new Scope();
   if (page === "models") modelsPage(view, current);
+  else if (page === "endpoints" && id) endpointPage(view, current, decodeURIComponent(id));
+  else if (page === "endpoints") endpointsPage(view, current);
   else if (page === "predictions" && id) predictionPage(view, current, decodeURIComponent(id));
   else predictionsPage(view, current);
 }
