@@ -161,8 +161,12 @@ class ExecutorSettings(BaseSettings):
     """Pooled mode: least recently used models are evicted while the warm cache is above this."""
     intra_op_threads: int = 0
     """ONNX Runtime intra-op threads per session; 0 = the cores divided among the served models."""
-    max_in_flight: int = 256
-    """Request records consumed but not yet finished; consumption pauses above this."""
+    max_in_flight: int = 1024
+    """Request records held (prefetched or running) per request topic, i.e. per model and
+    priority; that topic's consumption pauses above this. Owners are served fairly among
+    the records held, so a deeper prefetch reaches past a larger flood of one owner."""
+    max_in_flight_mb: float = 64.0
+    """The same bound on the records' size (their inputs), per request topic."""
     drain_seconds: float = 30.0
     """On SIGTERM (or losing a partition), how long in-flight work may take to finish."""
     session_timeout_ms: int = 10000

@@ -148,7 +148,8 @@ async def _kafka(app: web.Application) -> AsyncIterator[None]:
     async def connect() -> None:
         try:
             await ensure_topics(settings.kafka, [topics.events, topics.control,
-                                                 *(topics.requests(name) for name in app[CATALOG])])
+                                                 *(topic for name in app[CATALOG]
+                                                   for topic in topics.all_requests(name))])
             await producer.producer.start()
         finally:
             tried.set()

@@ -21,6 +21,7 @@ from ingest.inputs import resolve_files
 from ingest.state import CATALOG, ENGINE, PRODUCER, RESOLVER, SETTINGS, TOPICS
 from schemas.api import PredictionCreate, ProblemItem
 from schemas.events import CREATED_SEQUENCE, Created, EventType, PredictionEvent, utcnow
+from schemas.priority import Priority
 from schemas.status import Status
 from schemas.tables import PredictionRow
 from schemas.tasks import TaskKind
@@ -86,7 +87,8 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
         owner=new.owner, model=body.model, input=body.input, webhook=body.webhook,
         webhook_events_filter=[e.value for e in body.webhook_events_filter], created_at=created_at,
         deadline=created_at + new.cancel_after if new.cancel_after else None,
-        result_ttl_seconds=new.result_ttl_seconds, kind=new.kind, task_options=new.task_options)
+        result_ttl_seconds=new.result_ttl_seconds, kind=new.kind, task_options=new.task_options,
+        priority=body.priority)
     event = _created_event(prediction_id, created)
     try:
         await publish(app[PRODUCER], app[TOPICS].events, event)
@@ -96,13 +98,14 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
             await _release(app, reservation)
         raise ServiceUnavailable("Kafka did not accept the prediction; nothing was created, "
                                  "retry") from exc
-    await _enqueue(app, _request(event, new.model_input), body.model)
+    await _enqueue(app, _request(event, new.model_input), body.model, created.priority)
     row = PredictionRow(id=prediction_id, owner=new.owner, model=body.model,
                         status=Status.PENDING.value, input=body.input, webhook=body.webhook,
                         webhook_events_filter=created.webhook_events_filter,
                         created_at=created_at, last_sequence=CREATED_SEQUENCE,
                         deadline=created.deadline, result_ttl_seconds=created.result_ttl_seconds,
-                        kind=created.kind, task_options=created.task_options)
+                        kind=created.kind, task_options=created.task_options,
+                        priority=created.priority.value)
     try:
         # Read-your-writes: project our own `created` event now, so a GET right after the
         # 201 finds it on any replica. The dispatcher's projection of it is then a no-op.
@@ -130,18 +133,21 @@ async def resume(app: web.Application, row: PredictionRow, reservation: Reservat
                       webhook=row.webhook, webhook_events_filter=row.webhook_events_filter,
                       created_at=row.created_at, deadline=row.deadline,
                       result_ttl_seconds=row.result_ttl_seconds,
-                      kind=TaskKind(row.kind) if row.kind else None, task_options=row.task_options)
+                      kind=TaskKind(row.kind) if row.kind else None, task_options=row.task_options,
+                      priority=Priority(row.priority))
     model_input = await resolve_files(app, row.owner, created.input)
-    await _enqueue(app, _request(_created_event(row.id, created), model_input), row.model)
+    await _enqueue(app, _request(_created_event(row.id, created), model_input), row.model,
+                   created.priority)
     log.warning("prediction %s: its create was interrupted; request written again", row.id)
     async with app[ENGINE].begin() as conn:
         await reservation.commit(conn)
 
 
-async def _enqueue(app: web.Application, event: PredictionEvent, model: str) -> None:
-    """Write the request for the model's executors; 503 when Kafka refuses it."""
+async def _enqueue(app: web.Application, event: PredictionEvent, model: str,
+                   priority: Priority) -> None:
+    """Write the request to the model's topic of its priority; 503 when Kafka refuses it."""
     try:
-        await publish(app[PRODUCER], app[TOPICS].requests(model), event)
+        await publish(app[PRODUCER], app[TOPICS].requests(model, priority), event)
     except KafkaError as exc:
         log.warning("prediction %s created but not queued: %r", event.subject, exc)
         raise ServiceUnavailable("Kafka did not accept the prediction's request; retry with "

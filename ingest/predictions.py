@@ -81,7 +81,7 @@ async def submit(request: web.Request, body: PredictionCreate, model_input: dict
         app[SETTINGS].api.idempotency_hours)
     if replayed is None:
         row = await _shielded(accept(app, new, prediction_id, reservation))
-        PREDICTIONS_CREATED.labels(body.model).inc()
+        PREDICTIONS_CREATED.labels(body.model, body.priority.value).inc()
     else:
         row = replayed.row
         bind_prediction(row.id)

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import PredictionError
+from schemas.priority import Priority
 from schemas.status import Status
 from schemas.topics import MODEL_NAME
 
@@ -37,6 +38,9 @@ class PredictionRequest(BaseModel):
         default_factory=lambda: list(WebhookEvent), max_length=16,
         description="Which events are sent to the webhook (default: all; `completed` always is)",
     )
+    priority: Priority = Field(
+        default=Priority.DEFAULT,
+        description="interactive: served ahead of the model's other work; batch: after it")
 
 
 class PredictionCreate(PredictionRequest):
@@ -85,6 +89,8 @@ class Prediction(BaseModel):
         description="Seconds: queue_time, load_time (cold start), predict_time, total_time")
     kind: str | None = Field(
         default=None, description="Task kind when made through /v1/async/<kind> (e.g. embeddings)")
+    priority: Priority = Field(default=Priority.DEFAULT,
+                               description="interactive, default or batch (see the create)")
     urls: PredictionUrls
 
 

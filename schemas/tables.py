@@ -8,12 +8,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, LargeBinary, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from schemas.api import Prediction, prediction_urls
 from schemas.events import PredictionError
+from schemas.priority import Priority
 from schemas.status import Status
 
 
@@ -60,6 +71,9 @@ class PredictionRow(SQLModel, table=True):
     """The async API's task kind (schemas.tasks.TaskKind) it was made through; None otherwise."""
     task_options: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
     """Request options that shape the kind's result (e.g. encoding_format), not model input."""
+    priority: str = Field(default="default", sa_column=Column(
+        String, nullable=False, server_default="default"))
+    """schemas.priority.Priority: interactive, default or batch."""
 
     def to_api(self, base_url: str) -> Prediction:
         """The prediction as the API and webhooks show it."""
@@ -105,6 +119,8 @@ class PredictionFields(Protocol):
     def metrics(self) -> dict[str, float]: ...
     @property
     def kind(self) -> str | None: ...
+    @property
+    def priority(self) -> str: ...
 
 
 def api_prediction(row: PredictionFields, base_url: str) -> Prediction:
@@ -119,7 +135,7 @@ def api_prediction(row: PredictionFields, base_url: str) -> Prediction:
         webhook_events_filter=row.webhook_events_filter, created_at=row.created_at,
         started_at=row.started_at, completed_at=row.completed_at,
         expires_at=row.expires_at, deadline=row.deadline, data_removed=row.data_removed,
-        metrics=row.metrics, kind=row.kind,
+        metrics=row.metrics, kind=row.kind, priority=Priority(row.priority),
         urls=prediction_urls(base_url, row.id),
     )
 

@@ -21,7 +21,7 @@ from store.records import columns, jsonb, recordset
 
 COLUMNS = columns(PredictionRow)
 FIXED = ("id", "owner", "model", "input", "webhook", "webhook_events_filter", "created_at",
-         "data_removed", "kind", "task_options")
+         "data_removed", "kind", "task_options", "priority")
 """Columns the create sets once; the projector never rewrites them."""
 MUTABLE = tuple(c for c in COLUMNS if c not in FIXED)
 LAZY = ("input", "output", "logs")
