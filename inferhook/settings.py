@@ -133,6 +133,12 @@ class ApiSettings(BaseSettings):
     """Reads per second one key may sustain."""
     read_burst: int = 40000
     """Reads one key may make at once before the rate applies."""
+    queue_depth_limits: dict[str, int] = Field(default_factory=dict)
+    """Per model, predictions that may be pending at once, overriding its manifest's
+    max_queue_depth (a JSON object, e.g. {"inferhook/spin": 1000}); beyond it, creates get 429."""
+    max_in_flight_per_owner: int = 0
+    """Predictions one account (all its keys) may have pending or started at once; beyond it,
+    creates get 429. 0: unbounded."""
 
 
 class FilesSettings(BaseSettings):

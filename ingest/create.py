@@ -14,8 +14,9 @@ from aiokafka.errors import KafkaError
 
 from inferhook.kafka import publish
 from inferhook.ssrf import UnsafeWebhookURL, check_url
+from ingest.admission import admit
 from ingest.body import check_schema
-from ingest.errors import NotFound, ServiceUnavailable, Unprocessable
+from ingest.errors import NotFound, QueueFull, ServiceUnavailable, Unprocessable
 from ingest.idempotency import Reservation
 from ingest.inputs import resolve_files
 from ingest.state import CATALOG, ENGINE, PRODUCER, RESOLVER, SETTINGS, TOPICS
@@ -77,12 +78,21 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
     In that order: the request must not be consumable before `created` is durable on the
     events topic, or the executor's `started` and outcome could land in the events partition
     ahead of `created` (see DESIGN.md, invariant 1; the projector also holds such events).
+    429 and nothing written when the model's queue or the owner's predictions in flight are
+    at their cap (ingest.admission; the idempotency key's reservation is released);
     503 and nothing created when Kafka refuses `created` (the idempotency key's reservation
     is released); 503 too when it refuses the request after taking `created`: the reservation
     then stays open, so a retry with the same Idempotency-Key finishes the create (see `resume`).
     Run it shielded: once Kafka has the event, the rest must happen even if the client left.
     """
-    body, created_at = new.body, utcnow()
+    body = new.body
+    try:
+        await admit(app, new.owner, body.model)
+    except QueueFull:
+        if reservation is not None:
+            await _release(app, reservation)
+        raise
+    created_at = utcnow()
     created = Created(
         owner=new.owner, model=body.model, input=body.input, webhook=body.webhook,
         webhook_events_filter=[e.value for e in body.webhook_events_filter], created_at=created_at,

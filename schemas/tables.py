@@ -42,6 +42,9 @@ class PredictionRow(SQLModel, table=True):
         # Open predictions only: the reaper's pass and GET /v1/queues read just these.
         Index("ix_predictions_open", "status", "model",
               postgresql_where=text("status IN ('pending', 'started')")),
+        # Admission control counts one account's open predictions on each create.
+        Index("ix_predictions_open_owner", "owner",
+              postgresql_where=text("status IN ('pending', 'started')")),
     )
 
     id: str = Field(primary_key=True)

@@ -83,8 +83,15 @@ FROM unnest(CAST(:payloads AS text[])) AS payload
 """)
 
 OPEN_COUNTS = text("""
-SELECT model, status, count(*) AS n FROM predictions
-WHERE status IN ('pending', 'started') GROUP BY model, status
+SELECT model, priority, status, count(*) AS n FROM predictions
+WHERE status IN ('pending', 'started') GROUP BY model, priority, status
+""")
+
+PENDING_OF_MODEL = text("""
+SELECT count(*) FROM predictions WHERE status = 'pending' AND model = :model
+""")
+OPEN_OF_OWNER = text("""
+SELECT count(*) FROM predictions WHERE status IN ('pending', 'started') AND owner = :owner
 """)
 
 OVERDUE = text("""
@@ -185,13 +192,23 @@ async def history(conn: AsyncConnection, prediction_id: str,
     return [PredictionEventRow.model_validate(r._mapping) for r in await conn.execute(statement)]
 
 
-async def open_counts(conn: AsyncConnection) -> dict[tuple[str, str], int]:
-    """(model, status) → how many predictions are pending or started, over all owners.
+async def open_counts(conn: AsyncConnection) -> dict[tuple[str, str, str], int]:
+    """(model, priority, status) → how many predictions are pending or started, over all owners.
 
     No index serves this by model alone; the table holds what the result TTL keeps, and
     the console asks every few seconds, so a scan of the open-predictions index is fine.
     """
-    return {(r.model, r.status): int(r.n) for r in await conn.execute(OPEN_COUNTS)}
+    return {(r.model, r.priority, r.status): int(r.n) for r in await conn.execute(OPEN_COUNTS)}
+
+
+async def pending_of_model(conn: AsyncConnection, model: str) -> int:
+    """How many predictions of `model` are pending (every owner and priority)."""
+    return int((await conn.execute(PENDING_OF_MODEL, {"model": model})).scalar_one())
+
+
+async def open_of_owner(conn: AsyncConnection, owner: str) -> int:
+    """How many predictions of `owner` are pending or started."""
+    return int((await conn.execute(OPEN_OF_OWNER, {"owner": owner})).scalar_one())
 
 
 async def lock(conn: AsyncConnection, ids: Sequence[str]) -> Sequence[RowMapping]:

@@ -1,4 +1,5 @@
-"""A prediction records its priority (interactive, default, batch).
+"""A prediction records its priority (interactive, default, batch); an index of each
+account's open predictions (admission control counts them).
 
 Revision ID: 0013
 Revises: 0010
@@ -18,7 +19,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.add_column("predictions", sa.Column("priority", sa.String(), nullable=False,
                                            server_default="default"))
+    op.create_index("ix_predictions_open_owner", "predictions", ["owner"],
+                    postgresql_where=sa.text("status IN ('pending', 'started')"))
 
 
 def downgrade() -> None:
+    op.drop_index("ix_predictions_open_owner", table_name="predictions")
     op.drop_column("predictions", "priority")
