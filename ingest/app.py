@@ -46,6 +46,7 @@ from ingest.changes import ChangeFeed
 from ingest.finished import FinishedCache
 from ingest.keycache import KeyCache
 from ingest.middleware import authenticate, problems
+from ingest.position import THROUGHPUT, Throughput
 from ingest.ratelimit import RateLimiter
 from ingest.reads import SharedReads
 from ingest.state import (
@@ -207,6 +208,7 @@ def build_app(settings: Settings) -> web.Application:
     app[TOPICS] = Topics(settings.kafka.topic_prefix)
     app[CATALOG] = load_catalog(settings.models_dir)
     app[LIMITER] = RateLimiter(settings.api)
+    app[THROUGHPUT] = Throughput()
     app[FINISHED] = FinishedCache()
     app[SHARED_READS] = SharedReads()
     app[RESOLVER] = HostResolver()

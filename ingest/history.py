@@ -3,7 +3,9 @@
 The stream sends each recorded event as `id: <sequence>`, `event: <short type>` (created,
 started, logs, output, succeeded, failed, canceled) and `data: <the event as JSON>`, then
 closes after the terminal one. Resume with `Last-Event-ID` (or `?after=`). While nothing
-happens it sends a `: keep-alive` comment every INFERHOOK_API_STREAM_KEEPALIVE_SECONDS.
+happens it sends a `: keep-alive` comment every INFERHOOK_API_STREAM_KEEPALIVE_SECONDS; while
+the prediction is pending, a `queue` message instead (and one at once), without an id:
+`data: {"queue_position": …, "estimated_start_at": …}` as GET shows them (ingest.position).
 It wakes on the process's change feed, never by polling.
 """
 
@@ -14,6 +16,7 @@ from aiohttp import web
 from ingest.body import parse_query
 from ingest.errors import BadRequest, NotFound
 from ingest.openapi import HeaderParam, operation
+from ingest.position import shown
 from ingest.reads import load_events, load_prediction
 from ingest.state import CHANGES, ENGINE, OWNER, SETTINGS
 from schemas.api import EventList, EventsQuery, HistoryEvent, ProblemItem
@@ -63,6 +66,14 @@ def sse_message(event: HistoryEvent) -> bytes:
     return f"id: {event.sequence}\nevent: {name}\ndata: {event.model_dump_json()}\n\n".encode()
 
 
+async def queue_message(app: web.Application, row: PredictionRow) -> bytes:
+    """A `queue` message (no id: not part of the history) with where a pending prediction
+    stands: {"queue_position", "estimated_start_at"}, as GET shows them."""
+    prediction = await shown(app, row, row.to_api(app[SETTINGS].base_url))
+    data = prediction.model_dump_json(include={"queue_position", "estimated_start_at"})
+    return f"event: queue\ndata: {data}\n\n".encode()
+
+
 def _is_terminal(event: HistoryEvent) -> bool:
     try:
         status = EventType(event.type).status
@@ -97,6 +108,11 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
             if not events and Status(row.status).is_terminal():
                 # Terminal without a recorded terminal event (history expired): nothing more comes.
                 return response
+            if row.status == Status.PENDING:
+                await response.write(await queue_message(app, row))
             while not await watch.wait(keepalive):
-                await response.write(b": keep-alive\n\n")
+                if row.status == Status.PENDING:
+                    await response.write(await queue_message(app, row))
+                else:
+                    await response.write(b": keep-alive\n\n")
             row = await load_prediction(engine, row.id, row.owner) or row

@@ -19,6 +19,7 @@ from ingest.create import NewPrediction, accept, resume, validate
 from ingest.errors import NotFound
 from ingest.idempotency import Reservation, body_hash, reserve_or_replay
 from ingest.openapi import operation
+from ingest.position import shown
 from ingest.reads import encode_cursor, list_predictions, load_prediction
 from ingest.state import CATALOG, ENGINE, FINISHED, OWNER, SETTINGS
 from ingest.waiting import preference_applied, wait_terminal, wanted_wait
@@ -159,7 +160,8 @@ async def get_prediction(request: web.Request) -> web.Response:
         raise NotFound("no such prediction")
     if wait is not None:
         row = await wait_terminal(app, row, wait)
-    body = row.to_api(app[SETTINGS].base_url).model_dump_json().encode()
+    prediction = await shown(app, row, row.to_api(app[SETTINGS].base_url))
+    body = prediction.model_dump_json().encode()
     app[FINISHED].put(row, body)
     response = web.Response(body=body, content_type="application/json")
     preference_applied(response, wait)

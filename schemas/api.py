@@ -91,6 +91,12 @@ class Prediction(BaseModel):
         default=None, description="Task kind when made through /v1/async/<kind> (e.g. embeddings)")
     priority: Priority = Field(default=Priority.DEFAULT,
                                description="interactive, default or batch (see the create)")
+    queue_position: int | None = Field(
+        default=None, ge=1, description="While pending, on GET: about where it stands in its "
+        "model's queue (1 starts next), counting priorities and turns between owners")
+    estimated_start_at: datetime | None = Field(
+        default=None, description="While pending, on GET: when it should start at the model's "
+        "throughput over the last minute; null when none was observed")
     urls: PredictionUrls
 
 

@@ -45,6 +45,8 @@ class PredictionRow(SQLModel, table=True):
         # Admission control counts one account's open predictions on each create.
         Index("ix_predictions_open_owner", "owner",
               postgresql_where=text("status IN ('pending', 'started')")),
+        # A model's recent starts: its observed throughput, for queue ETAs.
+        Index("ix_predictions_model_started", "model", "started_at"),
     )
 
     id: str = Field(primary_key=True)

@@ -93,6 +93,15 @@ SELECT count(*) FROM predictions WHERE status = 'pending' AND model = :model
 OPEN_OF_OWNER = text("""
 SELECT count(*) FROM predictions WHERE status IN ('pending', 'started') AND owner = :owner
 """)
+QUEUE_AHEAD = text("""
+SELECT priority, owner, count(*) AS n,
+       count(*) FILTER (WHERE (created_at, id) < (:created_at, :id)) AS earlier
+FROM predictions WHERE status = 'pending' AND model = :model GROUP BY priority, owner
+""")
+STARTED_SINCE = text("""
+SELECT count(*) FROM predictions
+WHERE model = :model AND started_at > now() - make_interval(secs => :seconds)
+""")
 
 OVERDUE = text("""
 SELECT p.id, p.status, p.model,
@@ -209,6 +218,31 @@ async def pending_of_model(conn: AsyncConnection, model: str) -> int:
 async def open_of_owner(conn: AsyncConnection, owner: str) -> int:
     """How many predictions of `owner` are pending or started."""
     return int((await conn.execute(OPEN_OF_OWNER, {"owner": owner})).scalar_one())
+
+
+class PendingGroup(Protocol):
+    """Pending predictions of one model, one priority and one owner."""
+
+    priority: str
+    owner: str
+    n: int
+    """How many."""
+    earlier: int
+    """How many were created before the prediction asked about."""
+
+
+async def queue_ahead(conn: AsyncConnection, row: PredictionRow) -> Sequence[PendingGroup]:
+    """The pending predictions of `row`'s model by priority and owner, each group with how
+    many of its predictions were created before `row`."""
+    found: Sequence[PendingGroup] = (await conn.execute(QUEUE_AHEAD, {
+        "model": row.model, "created_at": row.created_at, "id": row.id})).all()
+    return found
+
+
+async def started_since(conn: AsyncConnection, model: str, seconds: float) -> int:
+    """How many predictions of `model` started in the last `seconds`."""
+    return int((await conn.execute(STARTED_SINCE, {"model": model, "seconds": seconds})
+                ).scalar_one())
 
 
 async def lock(conn: AsyncConnection, ids: Sequence[str]) -> Sequence[RowMapping]:

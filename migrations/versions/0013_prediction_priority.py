@@ -1,5 +1,6 @@
 """A prediction records its priority (interactive, default, batch); an index of each
-account's open predictions (admission control counts them).
+account's open predictions (admission control counts them) and one of each model's starts
+(its observed throughput, for queue ETAs).
 
 Revision ID: 0013
 Revises: 0010
@@ -21,8 +22,10 @@ def upgrade() -> None:
                                            server_default="default"))
     op.create_index("ix_predictions_open_owner", "predictions", ["owner"],
                     postgresql_where=sa.text("status IN ('pending', 'started')"))
+    op.create_index("ix_predictions_model_started", "predictions", ["model", "started_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_predictions_model_started", table_name="predictions")
     op.drop_index("ix_predictions_open_owner", table_name="predictions")
     op.drop_column("predictions", "priority")
