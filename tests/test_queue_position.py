@@ -71,7 +71,7 @@ async def test_queue_position_falls_as_the_queue_drains(stack: Stack) -> None:
     assert finished["queue_position"] is None and finished["estimated_start_at"] is None
 
 
-async def test_the_stream_of_a_pending_prediction_says_where_it_stands(idle_stack: Stack) -> None:
+async def test_queues_and_the_stream_say_where_pending_predictions_stand(idle_stack: Stack) -> None:
     stack = idle_stack
     ids = []
     for priority in ("batch", "default", "interactive"):
@@ -79,6 +79,11 @@ async def test_the_stream_of_a_pending_prediction_says_where_it_stands(idle_stac
                                       "priority": priority})
         ids.append((await created.json())["id"])
     batch, _, interactive = ids
+    async with stack.http.get(f"{stack.base_url}/v1/queues", headers=stack.auth()) as response:
+        queues = {q["model"]: q for q in (await response.json())["results"]}
+    assert queues[SPIN]["pending"] == 3
+    assert [(d["priority"], d["pending"], d["started"]) for d in queues[SPIN]["priorities"]] == [
+        ("interactive", 1, 0), ("default", 1, 0), ("batch", 1, 0)]
     assert (await get_json(stack, interactive))["queue_position"] == 1
     shown = await get_json(stack, batch)
     assert shown["queue_position"] == 3 and shown["priority"] == "batch"
