@@ -16,6 +16,7 @@ from bench.benchmarks import (
     profiles,
     projection,
     scale,
+    scheduling,
     wait,
     webhooks,
 )
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "executor": executor.run,
     "projection": projection.run,
     "webhooks": webhooks.run,
+    "scheduling": scheduling.run,
     "wait": wait.run,
     "scale": scale.run,
 }
