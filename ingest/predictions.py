@@ -40,7 +40,9 @@ CREATE_RESPONSE_HEADERS = {
 CREATE_DESCRIPTION = (
     "201 with the prediction in `pending` once it is durable in Kafka. With `Prefer: wait` the "
     "answer comes when it is terminal or the wait is over. A repeated `Idempotency-Key` with "
-    "the same body answers 200 with the original prediction (`Idempotent-Replayed: true`).")
+    "the same body answers 200 with the original prediction (`Idempotent-Replayed: true`). "
+    "`priority` orders the model's queue (interactive, default, batch); past the model's queue "
+    "cap or the account's cap on predictions in flight the answer is 429 and nothing is written.")
 
 
 def prediction_response(row: PredictionRow, request: web.Request, status: int = 200) -> web.Response:
