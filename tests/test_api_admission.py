@@ -4,13 +4,17 @@ reaches Kafka (the topics' end offsets do not move). Also the policy without ser
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from inferhook.catalog import load_catalog
 from inferhook.settings import Settings
-from ingest.admission import RETRY_AFTER, judge, retry_after
+from ingest.admission import RETRY_AFTER, judge, queue_limit, retry_after
+from ingest.state import CATALOG, SETTINGS
 from schemas.topics import Topics
 from tests.support import Stack
 
@@ -100,6 +104,21 @@ def test_judge_admits_under_every_cap_and_refuses_at_one() -> None:
     assert full is not None and full.limit == 3
     busy = judge(model=SPIN, queued=0, queue_limit=3, owner_open=5, owner_limit=5)
     assert busy is not None and busy.limit == 5 and "account" in busy.detail
+
+
+def test_the_setting_overrides_the_manifests_cap(settings: Settings) -> None:
+    catalog = load_catalog(settings.models_dir)
+    spin = catalog[SPIN]
+    catalog[SPIN] = dataclasses.replace(
+        spin, manifest=spin.manifest.model_copy(update={"max_queue_depth": 50}))
+    app = web.Application()
+    app[CATALOG] = catalog
+    app[SETTINGS] = settings
+    assert queue_limit(app, SPIN) == 50
+    assert queue_limit(app, DIGITS) is None
+    app[SETTINGS] = settings.model_copy(update={"api": settings.api.model_copy(
+        update={"queue_depth_limits": {SPIN: 7, DIGITS: 9}})})
+    assert (queue_limit(app, SPIN), queue_limit(app, DIGITS)) == (7, 9)
 
 
 def test_retry_after_follows_the_throughput() -> None:
