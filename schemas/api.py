@@ -133,6 +133,14 @@ class EventsQuery(BaseModel):
                        description="Only events with a sequence number above this one")
 
 
+class StreamQuery(EventsQuery):
+    """Query parameters of `GET /v1/predictions/{id}/stream`."""
+
+    queue: bool = Field(default=False, description=(
+        "While the prediction is pending, also send `queue` messages (no id, not history) "
+        "with its queue_position and estimated_start_at: at once, then instead of keep-alives"))
+
+
 class HistoryEvent(BaseModel):
     """One lifecycle event of a prediction, as the read model recorded it."""
 

@@ -88,7 +88,7 @@ async def test_queues_and_the_stream_say_where_pending_predictions_stand(idle_st
     shown = await get_json(stack, batch)
     assert shown["queue_position"] == 3 and shown["priority"] == "batch"
     assert shown["estimated_start_at"] is None, "nothing ran: no throughput observed"
-    async with stack.http.get(f"{stack.base_url}/v1/predictions/{batch}/stream",
+    async with stack.http.get(f"{stack.base_url}/v1/predictions/{batch}/stream?queue=true",
                               headers=stack.auth()) as response:
         assert response.status == 200
         text = ""

@@ -88,7 +88,7 @@ async function api(path, options) {
 
 /** Follow a prediction's server-sent events (fetch, since EventSource cannot send a key). */
 async function follow(id, after, signal, onEvent) {
-  const response = await send(`/v1/predictions/${encodeURIComponent(id)}/stream?after=${after}`,
+  const response = await send(`/v1/predictions/${encodeURIComponent(id)}/stream?after=${after}&queue=true`,
     { signal, accept: "text/event-stream" });
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
