@@ -1,6 +1,15 @@
-"""The executor's Kafka side, for one connection: poll the request topics, pause while too
-much is in flight, dead-letter what cannot be decoded, commit, report the queue depth,
-drain on rebalance and on stop. How a request is served is not decided here (serving.py).
+"""The executor's Kafka side, for one connection: poll the request topics, hold a bounded
+prefetch of each, start the held requests in the order executors.scheduling decides,
+dead-letter what cannot be decoded, commit, report the queue depth, drain on rebalance and
+on stop. How a request is served is not decided here (serving.py).
+
+Each model's three request topics (one per priority) are read at once; a topic's partitions
+pause while it holds `max_in_flight` records (or `max_in_flight_mb`), so a backlog of one
+priority never stops the others from being read. Held records wait in the scheduler; a
+model gets its next one when fewer than its `max_batch` requests are running, so what runs
+next is chosen when the batch before it ends, not when a record is read. Held records
+that were not started when partitions are revoked (or on stop) are dropped: their offsets
+were never done, so the commit stays below them and they are read again.
 
 Delivery is at least once: a request's offset is committed only after its outcome event
 is durable in Kafka (records finish out of order; executors.offsets keeps the commit
@@ -17,7 +26,9 @@ import asyncio
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -25,11 +36,13 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from executors.offsets import OffsetTracker
+from executors.scheduling import Scheduler
 from inferhook import metrics
 from inferhook.kafka import create_consumer
 from inferhook.resilience import outage
 from inferhook.settings import Settings
 from schemas.events import Created, DecodeError, PredictionEvent
+from schemas.priority import Priority
 from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -45,9 +58,25 @@ what finished since the last commit (at least once; the read model keeps one out
 rebalances and shutdown commit at once."""
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
-ServeRequest = Callable[[AIOKafkaProducer, Record, PredictionEvent, Created], Awaitable[None]]
-"""Serves one decoded request with the connection's producer; returns once its outcome is
-durable, raises the KafkaError that kept it from becoming durable."""
+ServeRequest = Callable[[AIOKafkaProducer, Record, PredictionEvent, Created, Callable[[], None]],
+                       Awaitable[None]]
+"""Serves one decoded request with the connection's producer; calls the callback once the
+request has ended (so the next one may start) and returns once its outcome is durable, or
+raises the KafkaError that kept it from becoming durable."""
+
+
+@dataclass
+class Held:
+    """A decoded request record waiting in the scheduler, then running."""
+
+    tp: TopicPartition
+    record: Record
+    event: PredictionEvent
+    created: Created
+    model: str
+    """The model of the record's topic (the window it runs in)."""
+    ended: bool = False
+    """Its run ended (or never started): its model's window has room again."""
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -73,13 +102,24 @@ class RequestConsumer:
     """
 
     def __init__(self, settings: Settings, producer: AIOKafkaProducer, serve: ServeRequest, *,
-                 models: list[str], source: str, assigned: asyncio.Event) -> None:
+                 models: list[str], source: str, assigned: asyncio.Event,
+                 windows: dict[str, int] | None = None) -> None:
         self.settings, self.producer, self.serve = settings, producer, serve
         self.topics = Topics(settings.kafka.topic_prefix)
-        self.models = {self.topics.requests(name): name for name in models}
-        """The model of each request topic."""
+        self.models = {topic: (name, priority) for name in models
+                       for topic, priority in self.topics.all_requests(name).items()}
+        """The model and priority of each request topic."""
+        self.windows = dict.fromkeys(models, 1) | (windows or {})
+        """Requests of a model that may run at once (its max_batch): the rest wait, held."""
         self.source, self.assigned = source, assigned
         self.tracker = OffsetTracker()
+        self.scheduler: Scheduler[Held] = Scheduler()
+        self._running: Counter[str] = Counter()
+        """Requests started per model whose run has not ended."""
+        self._held: Counter[str] = Counter()
+        """Records taken per topic and not done (held or running)."""
+        self._held_bytes: Counter[str] = Counter()
+        self._dispatching = False
         self._consumer: AIOKafkaConsumer | None = None
         self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
         self._lost: KafkaError | None = None
@@ -105,8 +145,6 @@ class RequestConsumer:
             await consumer.stop()
 
     async def _poll(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
-        paused = False
-        limit = self.settings.executor.max_in_flight
         refreshed = committed = -math.inf
         while not stop.is_set():
             if self._lost is not None:
@@ -114,24 +152,78 @@ class RequestConsumer:
             if time.monotonic() - refreshed >= self.settings.metrics.refresh_seconds:
                 refreshed = time.monotonic()
                 await self._report_lag(consumer)
-            if self.tracker.in_flight >= limit and not paused:
-                consumer.pause(*consumer.assignment())
-                paused = True
-            elif self.tracker.in_flight < limit and paused:
-                consumer.resume(*consumer.assignment())
-                paused = False
+            self._throttle(consumer)
             batches = await consumer.getmany(timeout_ms=100)
             for tp, records in batches.items():
                 for record in records:
-                    self.tracker.begin(tp, record.offset)
-                    self._spawn(self._handle(tp, record), tp)
+                    self._take(tp, record)
+            self._dispatch()
             if time.monotonic() - committed >= COMMIT_EVERY:
                 committed = time.monotonic()
                 await self._commit()
 
+    def _throttle(self, consumer: AIOKafkaConsumer) -> None:
+        """Pause the partitions of topics holding their limit; resume the others."""
+        limit = self.settings.executor.max_in_flight
+        limit_bytes = self.settings.executor.max_in_flight_mb * 2**20
+        full = {tp for tp in consumer.assignment()
+                if self._held[tp.topic] >= limit or self._held_bytes[tp.topic] >= limit_bytes}
+        paused = consumer.paused()
+        if full - paused:
+            consumer.pause(*(full - paused))
+        if paused - full:
+            consumer.resume(*(paused - full))
+
+    def _take(self, tp: TopicPartition, record: Record) -> None:
+        """Hold a record in the scheduler, or dead-letter it at once if it cannot be decoded."""
+        self.tracker.begin(tp, record.offset)
+        self._held[tp.topic] += 1
+        self._held_bytes[tp.topic] += len(record.value or b"")
+        try:
+            event, created = _request_of(record)
+        except DecodeError as exc:
+            self._spawn(self._handle(tp, record, self._dead_letter(record, str(exc))), tp)
+            return
+        model, priority = self.models.get(tp.topic, (created.model, Priority.DEFAULT))
+        self.scheduler.push(model, priority, created.owner,
+                            Held(tp, record, event, created, model))
+
+    def _dispatch(self) -> None:
+        """Start held requests of every model whose window has room, in scheduler order."""
+        for model in self.scheduler.models:
+            while self._running[model] < self.windows.get(model, 1):
+                held = self.scheduler.pop(model)
+                if held is None:
+                    break
+                self._running[model] += 1
+                self._spawn(self._handle(held.tp, held.record, self._serve(held)), held.tp)
+
+    def _ended(self, held: Held) -> None:
+        """A request's run ended: its model has room; start the next soon (not from inside
+        the batcher's callback that told us)."""
+        if held.ended:
+            return
+        held.ended = True
+        self._running[held.model] -= 1
+        if not self._dispatching:
+            self._dispatching = True
+            asyncio.get_running_loop().call_soon(self._dispatch_soon)
+
+    def _dispatch_soon(self) -> None:
+        self._dispatching = False
+        self._dispatch()
+
+    async def _serve(self, held: Held) -> None:
+        try:
+            await self.serve(self.producer, held.record, held.event, held.created,
+                             lambda: self._ended(held))
+        finally:
+            self._ended(held)
+
     async def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
         for topic, lag in (await metrics.consumer_lag(consumer, topics=self.models)).items():
-            metrics.QUEUE_DEPTH.labels(self.models[topic]).set(lag)
+            model, priority = self.models[topic]
+            metrics.QUEUE_DEPTH.labels(model, priority.value).set(lag)
 
     async def _commit(self) -> None:
         offsets = self.tracker.commits()
@@ -150,7 +242,10 @@ class RequestConsumer:
             log.warning("commit of %s failed (%r); will retry", offsets, exc)
 
     async def drain(self, partitions: set[TopicPartition] | None) -> None:
-        """Wait (bounded) for in-flight work on `partitions` (None: all), then commit."""
+        """Drop the held requests of `partitions` (None: all) that have not started, wait
+        (bounded) for those running, then commit (below the dropped ones)."""
+        for held in self.scheduler.remove(lambda h: partitions is None or h.tp in partitions):
+            self._release(held.tp, held.record)
         pending = [task for task, tp in self._tasks.items() if partitions is None or tp in partitions]
         if pending:
             log.info("draining %d in-flight requests", len(pending))
@@ -175,13 +270,15 @@ class RequestConsumer:
     def _forget_task(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
 
-    async def _handle(self, tp: TopicPartition, record: Record) -> None:
-        """Serve or dead-letter one record, then mark its offset done: every path but one
-        ends there. The exception: Kafka went away before the outcome was durable; the
-        offset stays uncommitted and the connection starts over, so the request runs again."""
+    async def _handle(self, tp: TopicPartition, record: Record,
+                      settle: Coroutine[Any, Any, None]) -> None:
+        """Serve or dead-letter one record (`settle`), then mark its offset done: every
+        path but one ends there. The exception: Kafka went away before the outcome was
+        durable; the offset stays uncommitted and the connection starts over, so the
+        request runs again."""
         durable = True
         try:
-            await self._settle(record)
+            await settle
         except KafkaError as exc:
             if outage(exc) is not None:
                 durable = False
@@ -192,18 +289,14 @@ class RequestConsumer:
                 log.exception("request %s@%d could not be finished", record.topic, record.offset)
         except Exception:
             log.exception("request %s@%d crashed its handler", record.topic, record.offset)
+        self._release(tp, record)
         if durable:
             self.tracker.done(tp, record.offset)
 
-    async def _settle(self, record: Record) -> None:
-        """Serve the request, or dead-letter it when it cannot be decoded; return once the
-        outcome (or the dead letter) is durable."""
-        try:
-            event, created = _request_of(record)
-        except DecodeError as exc:
-            await self._dead_letter(record, str(exc))
-        else:
-            await self.serve(self.producer, record, event, created)
+    def _release(self, tp: TopicPartition, record: Record) -> None:
+        """The record no longer counts against its topic's prefetch."""
+        self._held[tp.topic] -= 1
+        self._held_bytes[tp.topic] -= len(record.value or b"")
 
     async def _dead_letter(self, record: Record, reason: str) -> None:
         log.warning("dead-lettering %s@%d: %s", record.topic, record.offset, reason)

@@ -11,6 +11,7 @@ request's offset may be committed. A cancel request ends the job wherever it is.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaProducer
 from opentelemetry import context as otel_context
@@ -44,8 +45,9 @@ class RequestServer:
         """Jobs in progress by prediction id (so that a cancel finds its job)."""
 
     async def serve(self, producer: AIOKafkaProducer, record: Record, event: PredictionEvent,
-                    created: Created) -> None:
-        """Serve one request; return once its outcome is durable (see Job.wait)."""
+                    created: Created, ended: Callable[[], None]) -> None:
+        """Serve one request; call `ended` when the job ends (its batch may then take
+        another) and return once its outcome is durable (see Job.wait)."""
         # The run continues the trace of the request (its `created` record's traceparent).
         with logs.bound_prediction(event.subject), tracing.tracer().start_as_current_span(
                 f"run {created.model}", context=tracing.from_kafka(record.headers),
@@ -54,6 +56,7 @@ class RequestServer:
                             "inferhook.model": created.model}):
             job = Job(producer, self.events_topic, self.source, event.subject, created,
                       trace_context=otel_context.get_current())
+            job.on_end.append(lambda _: ended())
             self.jobs[job.id] = job
             try:
                 await self._start(job)

@@ -108,12 +108,18 @@ class Executor:
             finally:
                 await self.pool.close()
 
+    def _windows(self) -> dict[str, int]:
+        """Requests of each model that may run at once: one batch (the others wait, held,
+        for the scheduler to choose among them)."""
+        return {name: max(1, entry.manifest.batching.max_batch)
+                for name, entry in self.pool.catalog.items()}
+
     async def _connected(self, stop: asyncio.Event) -> None:
         """One connection to Kafka: serve until `stop`, or raise when Kafka went away (the
         in-flight work drains and what it finished is committed first)."""
         await ensure_topics(self.settings.kafka, [
             self.topics.events, self.topics.control, self.topics.dead_letter,
-            *(self.topics.requests(name) for name in self.served)])
+            *(topic for name in self.served for topic in self.topics.all_requests(name))])
         control_stop = asyncio.Event()
         producer = create_producer(self.settings.kafka, client_id="inferhook-executor")
         try:
@@ -125,7 +131,7 @@ class Executor:
                          self.mode)
                 await RequestConsumer(self.settings, producer, self.server.serve,
                                       models=self.served, source=self.source,
-                                      assigned=self.assigned).run(stop)
+                                      assigned=self.assigned, windows=self._windows()).run(stop)
             finally:
                 control_stop.set()
                 await asyncio.gather(control, return_exceptions=True)

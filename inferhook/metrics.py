@@ -39,7 +39,8 @@ HTTP_REQUESTS = Histogram(
     "_count is the request count.",
     ["method", "route", "status"], buckets=LATENCY_BUCKETS)
 PREDICTIONS_CREATED = Counter(
-    "inferhook_predictions_created", "Predictions accepted by ingest (201), by model.", ["model"])
+    "inferhook_predictions_created", "Predictions accepted by ingest (201), by model and priority.",
+    ["model", "priority"])
 
 # every service
 DEPENDENCY_UP = Gauge(
@@ -88,7 +89,8 @@ ENDPOINT_STATE = Gauge(
 QUEUE_DEPTH = Gauge(
     "inferhook_queue_depth",
     "Requests of a model not yet consumed: its request topic's high-water mark minus this "
-    "executor's position, over the partitions it holds (sum over executors).", ["model"])
+    "executor's position, over the partitions it holds (sum over executors), by model and "
+    "priority (one request topic each).", ["model", "priority"])
 BATCH_SIZE = Histogram(
     "inferhook_executor_batch_size", "Predictions run together in one batch, by model.", ["model"],
     buckets=BATCH_BUCKETS)

@@ -138,6 +138,12 @@ class ApiSettings(BaseSettings):
     """Reads per second one key may sustain."""
     read_burst: int = 40000
     """Reads one key may make at once before the rate applies."""
+    queue_depth_limits: dict[str, int] = Field(default_factory=dict)
+    """Per model, predictions that may be pending at once, overriding its manifest's
+    max_queue_depth (a JSON object, e.g. {"inferhook/spin": 1000}); beyond it, creates get 429."""
+    max_in_flight_per_owner: int = 0
+    """Predictions one account (all its keys) may have pending or started at once; beyond it,
+    creates get 429. 0: unbounded."""
 
 
 class FilesSettings(BaseSettings):
@@ -166,8 +172,12 @@ class ExecutorSettings(BaseSettings):
     """Pooled mode: least recently used models are evicted while the warm cache is above this."""
     intra_op_threads: int = 0
     """ONNX Runtime intra-op threads per session; 0 = the cores divided among the served models."""
-    max_in_flight: int = 256
-    """Request records consumed but not yet finished; consumption pauses above this."""
+    max_in_flight: int = 1024
+    """Request records held (prefetched or running) per request topic, i.e. per model and
+    priority; that topic's consumption pauses above this. Owners are served fairly among
+    the records held, so a deeper prefetch reaches past a larger flood of one owner."""
+    max_in_flight_mb: float = 64.0
+    """The same bound on the records' size (their inputs), per request topic."""
     drain_seconds: float = 30.0
     """On SIGTERM (or losing a partition), how long in-flight work may take to finish."""
     session_timeout_ms: int = 10000

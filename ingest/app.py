@@ -48,6 +48,7 @@ from ingest.changes import ChangeFeed
 from ingest.finished import FinishedCache
 from ingest.keycache import KeyCache
 from ingest.middleware import authenticate, problems
+from ingest.position import THROUGHPUT, Throughput
 from ingest.ratelimit import RateLimiter
 from ingest.reads import SharedReads
 from ingest.state import (
@@ -150,7 +151,8 @@ async def _kafka(app: web.Application) -> AsyncIterator[None]:
     async def connect() -> None:
         try:
             await ensure_topics(settings.kafka, [topics.events, topics.control,
-                                                 *(topics.requests(name) for name in app[CATALOG])])
+                                                 *(topic for name in app[CATALOG]
+                                                   for topic in topics.all_requests(name))])
             await producer.producer.start()
         finally:
             tried.set()
@@ -208,6 +210,7 @@ def build_app(settings: Settings) -> web.Application:
     app[TOPICS] = Topics(settings.kafka.topic_prefix)
     app[CATALOG] = load_catalog(settings.models_dir)
     app[LIMITER] = RateLimiter(settings.api)
+    app[THROUGHPUT] = Throughput()
     app[FINISHED] = FinishedCache()
     app[SHARED_READS] = SharedReads()
     app[RESOLVER] = HostResolver()

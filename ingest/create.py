@@ -15,13 +15,15 @@ from aiokafka.errors import KafkaError
 from inferhook.db import driver_connection
 from inferhook.kafka import publish
 from inferhook.ssrf import UnsafeWebhookURL, check_url
+from ingest.admission import admit
 from ingest.body import check_schema
-from ingest.errors import NotFound, ServiceUnavailable, Unprocessable
+from ingest.errors import NotFound, QueueFull, ServiceUnavailable, Unprocessable
 from ingest.idempotency import Reservation
 from ingest.inputs import resolve_files
 from ingest.state import CATALOG, ENGINE, PRODUCER, RESOLVER, SETTINGS, TOPICS
 from schemas.api import PredictionCreate, ProblemItem
 from schemas.events import CREATED_SEQUENCE, Created, EventType, PredictionEvent, event_id, utcnow
+from schemas.priority import Priority
 from schemas.status import Status
 from schemas.tables import PredictionRow
 from schemas.tasks import TaskKind
@@ -77,17 +79,27 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
     In that order: the request must not be consumable before `created` is durable on the
     events topic, or the executor's `started` and outcome could land in the events partition
     ahead of `created` (see DESIGN.md, invariant 1; the projector also holds such events).
+    429 and nothing written when the model's queue or the owner's predictions in flight are
+    at their cap (ingest.admission; the idempotency key's reservation is released);
     503 and nothing created when Kafka refuses `created` (the idempotency key's reservation
     is released); 503 too when it refuses the request after taking `created`: the reservation
     then stays open, so a retry with the same Idempotency-Key finishes the create (see `resume`).
     Run it shielded: once Kafka has the event, the rest must happen even if the client left.
     """
-    body, created_at = new.body, utcnow()
+    body = new.body
+    try:
+        await admit(app, new.owner, body.model)
+    except QueueFull:
+        if reservation is not None:
+            await _release(app, reservation)
+        raise
+    created_at = utcnow()
     created = Created(
         owner=new.owner, model=body.model, input=body.input, webhook=body.webhook,
         webhook_events_filter=[e.value for e in body.webhook_events_filter], created_at=created_at,
         deadline=created_at + new.cancel_after if new.cancel_after else None,
-        result_ttl_seconds=new.result_ttl_seconds, kind=new.kind, task_options=new.task_options)
+        result_ttl_seconds=new.result_ttl_seconds, kind=new.kind, task_options=new.task_options,
+        priority=body.priority)
     event = _created_event(prediction_id, created)
     try:
         await publish(app[PRODUCER], app[TOPICS].events, event)
@@ -97,7 +109,7 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
             await _release(app, reservation)
         raise ServiceUnavailable("Kafka did not accept the prediction; nothing was created, "
                                  "retry") from exc
-    await _enqueue(app, _request(event, new.model_input), body.model)
+    await _enqueue(app, _request(event, new.model_input), body.model, created.priority)
     # Every field is validated already (the create's body, our own clock): building the
     # table model without validating again saves most of its cost (sqlmodel's table init
     # was a tenth of ingest's CPU per create).
@@ -107,7 +119,7 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
         webhook_events_filter=created.webhook_events_filter, created_at=created_at,
         last_sequence=CREATED_SEQUENCE, deadline=created.deadline,
         result_ttl_seconds=created.result_ttl_seconds, kind=created.kind,
-        task_options=created.task_options)
+        task_options=created.task_options, priority=created.priority.value)
     try:
         # Read-your-writes: project our own `created` event now, so a GET right after the
         # 201 finds it on any replica. The dispatcher's projection of it is then a no-op.
@@ -138,18 +150,21 @@ async def resume(app: web.Application, row: PredictionRow, reservation: Reservat
                       webhook=row.webhook, webhook_events_filter=row.webhook_events_filter,
                       created_at=row.created_at, deadline=row.deadline,
                       result_ttl_seconds=row.result_ttl_seconds,
-                      kind=TaskKind(row.kind) if row.kind else None, task_options=row.task_options)
+                      kind=TaskKind(row.kind) if row.kind else None, task_options=row.task_options,
+                      priority=Priority(row.priority))
     model_input = await resolve_files(app, row.owner, created.input)
-    await _enqueue(app, _request(_created_event(row.id, created), model_input), row.model)
+    await _enqueue(app, _request(_created_event(row.id, created), model_input), row.model,
+                   created.priority)
     log.warning("prediction %s: its create was interrupted; request written again", row.id)
     async with app[ENGINE].begin() as conn:
         await reservation.commit(conn)
 
 
-async def _enqueue(app: web.Application, event: PredictionEvent, model: str) -> None:
-    """Write the request for the model's executors; 503 when Kafka refuses it."""
+async def _enqueue(app: web.Application, event: PredictionEvent, model: str,
+                   priority: Priority) -> None:
+    """Write the request to the model's topic of its priority; 503 when Kafka refuses it."""
     try:
-        await publish(app[PRODUCER], app[TOPICS].requests(model), event)
+        await publish(app[PRODUCER], app[TOPICS].requests(model, priority), event)
     except KafkaError as exc:
         log.warning("prediction %s created but not queued: %r", event.subject, exc)
         raise ServiceUnavailable("Kafka did not accept the prediction's request; retry with "

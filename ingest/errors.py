@@ -15,6 +15,8 @@
     ├── HttpError             any  aiohttp's own HTTP errors (405 and the like), reshaped
     ├── Unprocessable         422  valid JSON that breaks the schema (lists every problem)
     ├── TooManyRequests       429  the key's rate limit is spent (Retry-After, RateLimit-*)
+    │   └── QueueFull         429  the model's queue or the account's predictions in flight
+    │                              are at their cap; nothing was written (ingest.admission)
     └── ServiceUnavailable    503  Kafka or Postgres did not answer; nothing was accepted
                                    (Retry-After: RETRY_AFTER unless told otherwise)
 """
@@ -79,6 +81,10 @@ class Unprocessable(ApiError):
 
 class TooManyRequests(ApiError):
     status, type, title = 429, "rate-limited", "Too many requests"
+
+
+class QueueFull(TooManyRequests):
+    type, title = "queue-full", "Queue full"
 
 
 RETRY_AFTER = 2

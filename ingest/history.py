@@ -3,7 +3,9 @@
 The stream sends each recorded event as `id: <sequence>`, `event: <short type>` (created,
 started, logs, output, succeeded, failed, canceled) and `data: <the event as JSON>`, then
 closes after the terminal one. Resume with `Last-Event-ID` (or `?after=`). While nothing
-happens it sends a `: keep-alive` comment every INFERHOOK_API_STREAM_KEEPALIVE_SECONDS.
+happens it sends a `: keep-alive` comment every INFERHOOK_API_STREAM_KEEPALIVE_SECONDS; with
+`?queue=true`, while the prediction is pending, a `queue` message instead (and one at once), without an id:
+`data: {"queue_position": …, "estimated_start_at": …}` as GET shows them (ingest.position).
 It wakes on the process's change feed, never by polling.
 """
 
@@ -14,9 +16,10 @@ from aiohttp import web
 from ingest.body import parse_query
 from ingest.errors import BadRequest, NotFound
 from ingest.openapi import HeaderParam, operation
+from ingest.position import shown
 from ingest.reads import load_events, load_prediction
 from ingest.state import CHANGES, ENGINE, OWNER, SETTINGS
-from schemas.api import EventList, EventsQuery, HistoryEvent, ProblemItem
+from schemas.api import EventList, EventsQuery, HistoryEvent, ProblemItem, StreamQuery
 from schemas.events import EventType
 from schemas.status import Status
 from schemas.tables import PredictionRow
@@ -46,8 +49,7 @@ async def list_events(request: web.Request) -> web.Response:
     return web.Response(text=body.model_dump_json(), content_type="application/json")
 
 
-def _resume_point(request: web.Request) -> int:
-    query = parse_query(EventsQuery, request.query)
+def _resume_point(query: EventsQuery, request: web.Request) -> int:
     last_id = request.headers.get("Last-Event-ID")
     if last_id is None:
         return query.after
@@ -63,6 +65,14 @@ def sse_message(event: HistoryEvent) -> bytes:
     return f"id: {event.sequence}\nevent: {name}\ndata: {event.model_dump_json()}\n\n".encode()
 
 
+async def queue_message(app: web.Application, row: PredictionRow) -> bytes:
+    """A `queue` message (no id: not part of the history) with where a pending prediction
+    stands: {"queue_position", "estimated_start_at"}, as GET shows them."""
+    prediction = await shown(app, row, row.to_api(app[SETTINGS].base_url))
+    data = prediction.model_dump_json(include={"queue_position", "estimated_start_at"})
+    return f"event: queue\ndata: {data}\n\n".encode()
+
+
 def _is_terminal(event: HistoryEvent) -> bool:
     try:
         status = EventType(event.type).status
@@ -72,13 +82,14 @@ def _is_terminal(event: HistoryEvent) -> bool:
 
 
 @routes.get("/v1/predictions/{prediction_id}/stream")
-@operation("Stream a prediction's events (server-sent events)", query=EventsQuery,
+@operation("Stream a prediction's events (server-sent events)", query=StreamQuery,
            headers=(LAST_EVENT_ID_DOC,), responses={200: None}, media_type="text/event-stream",
            stream_item=HistoryEvent,
            tags=("events",), description=__doc__ or "")
 async def stream_events(request: web.Request) -> web.StreamResponse:
     """The history, then each new event as it is recorded; closes after the terminal one."""
-    after = _resume_point(request)
+    query = parse_query(StreamQuery, request.query)
+    after = _resume_point(query, request)
     row = await _owned(request)
     app = request.app
     engine, keepalive = app[ENGINE], app[SETTINGS].api.stream_keepalive_seconds
@@ -97,6 +108,12 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
             if not events and Status(row.status).is_terminal():
                 # Terminal without a recorded terminal event (history expired): nothing more comes.
                 return response
+            queued = query.queue and row.status == Status.PENDING
+            if queued:
+                await response.write(await queue_message(app, row))
             while not await watch.wait(keepalive):
-                await response.write(b": keep-alive\n\n")
+                if queued:
+                    await response.write(await queue_message(app, row))
+                else:
+                    await response.write(b": keep-alive\n\n")
             row = await load_prediction(engine, row.id, row.owner) or row

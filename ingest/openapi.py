@@ -42,7 +42,8 @@ ERROR_TITLES = {
     413: "Body over the size limit",
     415: "Body is not application/json (or multipart/form-data where the route takes a form)",
     422: "Valid JSON that breaks the schema; every problem is listed",
-    429: "Rate limit spent; see Retry-After",
+    429: "Rate limit spent, or (creates) the model's queue or the account's predictions in flight "
+         "at their cap (type queue-full; nothing written); see Retry-After",
     500: "Unexpected error (logged)",
     503: "Kafka or Postgres did not answer; nothing was changed",
 }

@@ -19,6 +19,7 @@ from ingest.create import NewPrediction, accept, resume, validate
 from ingest.errors import NotFound
 from ingest.idempotency import Reservation, body_hash, reserve_or_replay
 from ingest.openapi import operation
+from ingest.position import shown
 from ingest.reads import encode_cursor, list_predictions, load_prediction
 from ingest.state import CATALOG, ENGINE, FINISHED, OWNER, SETTINGS
 from ingest.waiting import preference_applied, wait_terminal, wanted_wait
@@ -39,7 +40,9 @@ CREATE_RESPONSE_HEADERS = {
 CREATE_DESCRIPTION = (
     "201 with the prediction in `pending` once it is durable in Kafka. With `Prefer: wait` the "
     "answer comes when it is terminal or the wait is over. A repeated `Idempotency-Key` with "
-    "the same body answers 200 with the original prediction (`Idempotent-Replayed: true`).")
+    "the same body answers 200 with the original prediction (`Idempotent-Replayed: true`). "
+    "`priority` orders the model's queue (interactive, default, batch); past the model's queue "
+    "cap or the account's cap on predictions in flight the answer is 429 and nothing is written.")
 
 
 def prediction_response(row: PredictionRow, request: web.Request, status: int = 200) -> web.Response:
@@ -81,7 +84,7 @@ async def submit(request: web.Request, body: PredictionCreate, model_input: dict
         app[SETTINGS].api.idempotency_hours)
     if replayed is None:
         row = await _shielded(accept(app, new, prediction_id, reservation))
-        PREDICTIONS_CREATED.labels(body.model).inc()
+        PREDICTIONS_CREATED.labels(body.model, body.priority.value).inc()
     else:
         row = replayed.row
         bind_prediction(row.id)
@@ -159,7 +162,8 @@ async def get_prediction(request: web.Request) -> web.Response:
         raise NotFound("no such prediction")
     if wait is not None:
         row = await wait_terminal(app, row, wait)
-    body = row.to_api(app[SETTINGS].base_url).model_dump_json().encode()
+    prediction = await shown(app, row, row.to_api(app[SETTINGS].base_url))
+    body = prediction.model_dump_json().encode()
     app[FINISHED].put(row, body)
     response = web.Response(body=body, content_type="application/json")
     preference_applied(response, wait)

@@ -1,4 +1,4 @@
-"""GET /v1/queues: pending and started predictions per served model, from Postgres.
+"""GET /v1/queues: pending and started predictions per served model and priority, from Postgres.
 
 The counts are the read model's view: a prediction is `pending` from its 201 until the
 dispatcher has projected its `started` event, so they lag the executors by the projection
@@ -13,7 +13,8 @@ from aiohttp import web
 
 from ingest.openapi import operation
 from ingest.state import CATALOG, ENGINE
-from schemas.queues import QueueDepth, QueueList
+from schemas.priority import Priority
+from schemas.queues import PriorityDepth, QueueDepth, QueueList
 from store import predictions
 
 routes = web.RouteTableDef()
@@ -25,8 +26,13 @@ async def list_queues(request: web.Request) -> web.Response:
     """Each served model with its counts of pending and started predictions (all owners)."""
     async with request.app[ENGINE].connect() as conn:
         counts = await predictions.open_counts(conn)
-    body = QueueList(results=[
-        QueueDepth(model=name, pending=counts.get((name, "pending"), 0),
-                   started=counts.get((name, "started"), 0))
-        for name in request.app[CATALOG]])
+    body = QueueList(results=[_depth(name, counts) for name in request.app[CATALOG]])
     return web.Response(text=body.model_dump_json(), content_type="application/json")
+
+
+def _depth(model: str, counts: dict[tuple[str, str, str], int]) -> QueueDepth:
+    by_priority = [PriorityDepth(priority=p, pending=counts.get((model, p.value, "pending"), 0),
+                                 started=counts.get((model, p.value, "started"), 0))
+                   for p in Priority]
+    return QueueDepth(model=model, pending=sum(d.pending for d in by_priority),
+                      started=sum(d.started for d in by_priority), priorities=by_priority)

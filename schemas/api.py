@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import PredictionError
+from schemas.priority import Priority
 from schemas.status import Status
 from schemas.topics import MODEL_NAME
 
@@ -37,6 +38,9 @@ class PredictionRequest(BaseModel):
         default_factory=lambda: list(WebhookEvent), max_length=16,
         description="Which events are sent to the webhook (default: all; `completed` always is)",
     )
+    priority: Priority = Field(
+        default=Priority.DEFAULT,
+        description="interactive: served ahead of the model's other work; batch: after it")
 
 
 class PredictionCreate(PredictionRequest):
@@ -88,6 +92,14 @@ class Prediction(BaseModel):
     result: Any = Field(
         default=None, description="With a kind, once succeeded: the OpenAI-style result that "
                                   "GET /v1/async/<kind>/{id} shows (binary results as file links)")
+    priority: Priority = Field(default=Priority.DEFAULT,
+                               description="interactive, default or batch (see the create)")
+    queue_position: int | None = Field(
+        default=None, ge=1, description="While pending, on GET: about where it stands in its "
+        "model's queue (1 starts next), counting priorities and turns between owners")
+    estimated_start_at: datetime | None = Field(
+        default=None, description="While pending, on GET: when it should start at the model's "
+        "throughput over the last minute; null when none was observed")
     urls: PredictionUrls
 
 
@@ -122,6 +134,14 @@ class EventsQuery(BaseModel):
 
     after: int = Field(default=-1, ge=-1, le=2**31 - 1,
                        description="Only events with a sequence number above this one")
+
+
+class StreamQuery(EventsQuery):
+    """Query parameters of `GET /v1/predictions/{id}/stream`."""
+
+    queue: bool = Field(default=False, description=(
+        "While the prediction is pending, also send `queue` messages (no id, not history) "
+        "with its queue_position and estimated_start_at: at once, then instead of keep-alives"))
 
 
 class HistoryEvent(BaseModel):

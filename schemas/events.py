@@ -36,6 +36,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, Field
 
+from schemas.priority import Priority
 from schemas.status import FailureReason, Status
 from schemas.tasks import TaskKind
 
@@ -111,6 +112,8 @@ class Created(BaseModel):
     """The async API's task kind when made through `/v1/async/<kind>`; None otherwise."""
     task_options: dict[str, Any] | None = None
     """With `kind`: request options that shape the result (not model input), e.g. top_n."""
+    priority: Priority = Priority.DEFAULT
+    """Which of the model's request topics it went to (schemas.topics)."""
 
 
 class Started(BaseModel):

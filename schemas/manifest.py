@@ -62,3 +62,6 @@ class ModelManifest(BaseModel):
     """A run longer than this is stopped and ends `failed` with reason `timed_out`."""
     queue_deadline_seconds: float = Field(default=3600.0, gt=0)
     """A request dequeued later than this after its creation ends `failed`/`expired_in_queue`."""
+    max_queue_depth: int | None = Field(default=None, ge=1)
+    """Predictions of this model that may be pending at once (every owner and priority);
+    creates beyond it get 429. None: unbounded. INFERHOOK_API_QUEUE_DEPTH_LIMITS overrides."""

@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from schemas.priority import Priority
+
+
+class PriorityDepth(BaseModel):
+    """One model's waiting and running predictions of one priority (one request topic)."""
+
+    priority: Priority
+    pending: int = Field(ge=0, description="Predictions of this priority accepted and not yet started")
+    started: int = Field(ge=0, description="Predictions of this priority loading or running now")
+
 
 class QueueDepth(BaseModel):
     """One model's waiting and running predictions, counted across every owner."""
@@ -11,6 +21,8 @@ class QueueDepth(BaseModel):
     model: str = Field(description="owner/name of a served model")
     pending: int = Field(ge=0, description="Predictions accepted and not yet started")
     started: int = Field(ge=0, description="Predictions an executor is loading or running now")
+    priorities: list[PriorityDepth] = Field(
+        description="The same counts by priority: interactive, default, batch (every one listed)")
 
 
 class QueueList(BaseModel):

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    String,
     Text,
     UniqueConstraint,
     text,
@@ -25,6 +26,7 @@ from sqlmodel import Field, SQLModel
 
 from schemas.api import Prediction, prediction_urls
 from schemas.events import PredictionError
+from schemas.priority import Priority
 from schemas.results import linked_result
 from schemas.status import Status
 
@@ -46,6 +48,11 @@ class PredictionRow(SQLModel, table=True):
         # Open predictions only: the reaper's pass and GET /v1/queues read just these.
         Index("ix_predictions_open", "status", "model",
               postgresql_where=text("status IN ('pending', 'started')")),
+        # Admission control counts one account's open predictions on each create.
+        Index("ix_predictions_open_owner", "owner",
+              postgresql_where=text("status IN ('pending', 'started')")),
+        # A model's recent starts: its observed throughput, for queue ETAs.
+        Index("ix_predictions_model_started", "model", "started_at"),
     )
 
     id: str = Field(primary_key=True)
@@ -75,6 +82,9 @@ class PredictionRow(SQLModel, table=True):
     """The async API's task kind (schemas.tasks.TaskKind) it was made through; None otherwise."""
     task_options: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
     """Request options that shape the kind's result (e.g. encoding_format), not model input."""
+    priority: str = Field(default="default", sa_column=Column(
+        String, nullable=False, server_default="default"))
+    """schemas.priority.Priority: interactive, default or batch."""
 
     def to_api(self, base_url: str) -> Prediction:
         """The prediction as the API and webhooks show it."""
@@ -122,6 +132,8 @@ class PredictionFields(Protocol):
     def kind(self) -> str | None: ...
     @property
     def task_options(self) -> dict[str, Any] | None: ...
+    @property
+    def priority(self) -> str: ...
 
 
 def api_prediction(row: PredictionFields, base_url: str) -> Prediction:
@@ -141,7 +153,7 @@ def api_prediction(row: PredictionFields, base_url: str) -> Prediction:
         webhook_events_filter=row.webhook_events_filter, created_at=row.created_at,
         started_at=row.started_at, completed_at=row.completed_at,
         expires_at=row.expires_at, deadline=row.deadline, data_removed=row.data_removed,
-        metrics=row.metrics, kind=row.kind, result=result,
+        metrics=row.metrics, kind=row.kind, result=result, priority=Priority(row.priority),
         urls=prediction_urls(base_url, row.id),
     )
 

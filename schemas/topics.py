@@ -2,10 +2,15 @@
 
 | topic                              | key           | written by                     |
 |------------------------------------|---------------|--------------------------------|
-| `<prefix>.requests.<owner>.<name>` | prediction id | ingest                         |
+| `<prefix>.requests.<owner>.<name>` | prediction id | ingest (priority `default`)    |
+| `<prefix>.requests.<owner>.<name>.interactive` | prediction id | ingest (priority `interactive`) |
+| `<prefix>.requests.<owner>.<name>.batch` | prediction id | ingest (priority `batch`)    |
 | `<prefix>.events`                  | prediction id | ingest, executors, dispatcher  |
 | `<prefix>.control`                 | prediction id | ingest                         |
 | `<prefix>.dead-letter`             | original key  | executors                      |
+
+A model's `default` topic keeps the name it had before priorities existed; its other two
+add the priority as a last part (model names hold no dot, so no two names collide).
 
 Consumer groups: `<prefix>.executors` (every executor; its committed offsets are where the
 request queues stand) and `<prefix>.dispatcher` (every dispatcher).
@@ -17,6 +22,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from schemas.priority import Priority
 
 MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}/[a-z0-9][a-z0-9_-]{0,62}$")
 """Model names are `owner/name`, lower case, so each maps to exactly one topic name."""
@@ -53,8 +60,13 @@ class Topics:
         """The consumer group of every dispatcher, over the events topic."""
         return f"{self.prefix}.dispatcher"
 
-    def requests(self, model: str) -> str:
-        """The request topic of one model (`owner/name`)."""
+    def requests(self, model: str, priority: Priority = Priority.DEFAULT) -> str:
+        """The request topic of one model (`owner/name`) and priority."""
         if not MODEL_NAME.match(model):
             raise ValueError(f"not a model name: {model!r}")
-        return f"{self.prefix}.requests.{model.replace('/', '.')}"
+        base = f"{self.prefix}.requests.{model.replace('/', '.')}"
+        return base if priority is Priority.DEFAULT else f"{base}.{priority.value}"
+
+    def all_requests(self, model: str) -> dict[str, Priority]:
+        """Every request topic of one model, with the priority it carries."""
+        return {self.requests(model, priority): priority for priority in Priority}

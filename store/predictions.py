@@ -22,7 +22,7 @@ from store.records import Connection, columns, execute, fetch, jsonb, recordset
 
 COLUMNS = columns(PredictionRow)
 FIXED = ("id", "owner", "model", "input", "webhook", "webhook_events_filter", "created_at",
-         "data_removed", "kind", "task_options")
+         "data_removed", "kind", "task_options", "priority")
 """Columns the create sets once; the projector never rewrites them."""
 MUTABLE = tuple(c for c in COLUMNS if c not in FIXED)
 LAZY = ("input", "output", "logs")
@@ -97,8 +97,24 @@ history, the partitions' next offsets, and NOTIFY (delivered at commit). The par
 different rows or tables (the new rows were not there when the batch locked its rows)."""
 
 OPEN_COUNTS = text("""
-SELECT model, status, count(*) AS n FROM predictions
-WHERE status IN ('pending', 'started') GROUP BY model, status
+SELECT model, priority, status, count(*) AS n FROM predictions
+WHERE status IN ('pending', 'started') GROUP BY model, priority, status
+""")
+
+PENDING_OF_MODEL = text("""
+SELECT count(*) FROM predictions WHERE status = 'pending' AND model = :model
+""")
+OPEN_OF_OWNER = text("""
+SELECT count(*) FROM predictions WHERE status IN ('pending', 'started') AND owner = :owner
+""")
+QUEUE_AHEAD = text("""
+SELECT priority, owner, count(*) AS n,
+       count(*) FILTER (WHERE (created_at, id) < (:created_at, :id)) AS earlier
+FROM predictions WHERE status = 'pending' AND model = :model GROUP BY priority, owner
+""")
+STARTED_SINCE = text("""
+SELECT count(*) FROM predictions
+WHERE model = :model AND started_at > now() - make_interval(secs => :seconds)
 """)
 
 OVERDUE = text("""
@@ -204,13 +220,48 @@ async def history(conn: AsyncConnection, prediction_id: str,
     return [PredictionEventRow.model_validate(r._mapping) for r in await conn.execute(statement)]
 
 
-async def open_counts(conn: AsyncConnection) -> dict[tuple[str, str], int]:
-    """(model, status) → how many predictions are pending or started, over all owners.
+async def open_counts(conn: AsyncConnection) -> dict[tuple[str, str, str], int]:
+    """(model, priority, status) → how many predictions are pending or started, over all owners.
 
     No index serves this by model alone; the table holds what the result TTL keeps, and
     the console asks every few seconds, so a scan of the open-predictions index is fine.
     """
-    return {(r.model, r.status): int(r.n) for r in await conn.execute(OPEN_COUNTS)}
+    return {(r.model, r.priority, r.status): int(r.n) for r in await conn.execute(OPEN_COUNTS)}
+
+
+async def pending_of_model(conn: AsyncConnection, model: str) -> int:
+    """How many predictions of `model` are pending (every owner and priority)."""
+    return int((await conn.execute(PENDING_OF_MODEL, {"model": model})).scalar_one())
+
+
+async def open_of_owner(conn: AsyncConnection, owner: str) -> int:
+    """How many predictions of `owner` are pending or started."""
+    return int((await conn.execute(OPEN_OF_OWNER, {"owner": owner})).scalar_one())
+
+
+class PendingGroup(Protocol):
+    """Pending predictions of one model, one priority and one owner."""
+
+    priority: str
+    owner: str
+    n: int
+    """How many."""
+    earlier: int
+    """How many were created before the prediction asked about."""
+
+
+async def queue_ahead(conn: AsyncConnection, row: PredictionRow) -> Sequence[PendingGroup]:
+    """The pending predictions of `row`'s model by priority and owner, each group with how
+    many of its predictions were created before `row`."""
+    found: Sequence[PendingGroup] = (await conn.execute(QUEUE_AHEAD, {
+        "model": row.model, "created_at": row.created_at, "id": row.id})).all()
+    return found
+
+
+async def started_since(conn: AsyncConnection, model: str, seconds: float) -> int:
+    """How many predictions of `model` started in the last `seconds`."""
+    return int((await conn.execute(STARTED_SINCE, {"model": model, "seconds": seconds})
+                ).scalar_one())
 
 
 async def lock(conn: Connection, ids: Sequence[str]) -> Sequence[Mapping[str, Any]]:

@@ -27,6 +27,7 @@ from schemas.events import (
     PredictionEvent,
     utcnow,
 )
+from schemas.priority import Priority
 from schemas.topics import Topics
 
 TERMINAL_TYPES = {EventType.SUCCEEDED, EventType.FAILED, EventType.CANCELED}
@@ -41,16 +42,16 @@ class Requests:
 
     async def create(self, model: str, input: dict[str, Any], *, webhook: str | None = None,
                      deadline: datetime | None = None, created_at: datetime | None = None,
-                     owner: str = "alice") -> str:
+                     owner: str = "alice", priority: Priority = Priority.DEFAULT) -> str:
         """Submit a prediction the way ingest does; return its id."""
         prediction_id = str(uuid_utils.uuid7())
         created = Created(owner=owner, model=model, input=input, webhook=webhook,
-                          created_at=created_at or utcnow(), deadline=deadline)
+                          created_at=created_at or utcnow(), deadline=deadline, priority=priority)
         event = PredictionEvent(id=f"{prediction_id}-0", source="tests", type=EventType.CREATED,
                                 time=utcnow(), subject=prediction_id, sequence=CREATED_SEQUENCE,
                                 data=created)
         await publish(self.producer, self.topics.events, event)
-        await publish(self.producer, self.topics.requests(model), event)
+        await publish(self.producer, self.topics.requests(model, priority), event)
         return prediction_id
 
     async def cancel(self, prediction_id: str) -> None:
@@ -67,7 +68,7 @@ class Requests:
         """A producer, with the topics of `models` created."""
         topics = Topics(settings.kafka.topic_prefix)
         await ensure_topics(settings.kafka, [topics.events, topics.control, topics.dead_letter,
-                                             *(topics.requests(m) for m in models)])
+                                             *(t for m in models for t in topics.all_requests(m))])
         producer = create_producer(settings.kafka, client_id="tests")
         await producer.start()
         try:

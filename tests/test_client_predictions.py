@@ -157,3 +157,12 @@ async def test_wait_never_hangs_past_its_timeout(stack: Stack) -> None:
             await client.predictions.cancel(p.id)
         for p in [p async for p in client.predictions.list(status="pending")]:
             await client.predictions.cancel(p.id)
+
+
+async def test_a_priority_and_where_a_pending_prediction_stands(idle_stack: Stack) -> None:
+    async with AsyncClient(idle_stack.base_url, idle_stack.key) as client:
+        first = await client.predictions.create(SPIN, {"milliseconds": 5}, priority="batch")
+        urgent = await client.predictions.create(SPIN, {"milliseconds": 5}, priority="interactive")
+        assert (first.priority, urgent.priority) == ("batch", "interactive")
+        assert (await client.predictions.get(first.id)).queue_position == 2
+        assert (await client.predictions.get(urgent.id)).queue_position == 1

@@ -63,9 +63,12 @@ def new_idempotency_key() -> str:
 
 
 def create_body(model: str, input: dict[str, Any], webhook: str | None,
-                webhook_events_filter: list[str] | None) -> dict[str, Any]:
+                webhook_events_filter: list[str] | None,
+                priority: str | None = None) -> dict[str, Any]:
     """The JSON body of `POST /v1/predictions`."""
     body: dict[str, Any] = {"model": model, "input": input}
+    if priority is not None:
+        body["priority"] = priority
     if webhook is not None:
         body["webhook"] = webhook
     if webhook_events_filter is not None:

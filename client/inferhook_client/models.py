@@ -66,6 +66,12 @@ class Prediction(BaseModel):
     data_removed: bool = False
     metrics: dict[str, float] = Field(default_factory=dict)
     """Seconds: queue_time, load_time (cold starts), predict_time, total_time."""
+    priority: str = "default"
+    """`interactive`, `default` or `batch`."""
+    queue_position: int | None = None
+    """While pending (GET): about where it stands in its model's queue; 1 starts next."""
+    estimated_start_at: datetime | None = None
+    """While pending (GET): when it should start, at the model's recent throughput."""
     urls: PredictionUrls | None = None
 
     @property

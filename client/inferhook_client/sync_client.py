@@ -92,18 +92,20 @@ class Predictions:
 
     def create(self, model: str, input: dict[str, Any], *, webhook: str | None = None,
                webhook_events_filter: list[str] | None = None, wait: bool | float | None = None,
-               idempotency_key: str | None = None, cancel_after: str | None = None) -> Prediction:
+               idempotency_key: str | None = None, cancel_after: str | None = None,
+               priority: str | None = None) -> Prediction:
         """Create a prediction (retried safely: one Idempotency-Key for every try of this call).
 
         `wait=True` (up to 60 s) or `wait=n` holds the answer until it is terminal or n seconds
-        passed (`Prefer: wait`); `cancel_after` is a duration like `30s` or `5m`.
+        passed (`Prefer: wait`); `cancel_after` is a duration like `30s` or `5m`; `priority`
+        is `interactive`, `default` (the server's default) or `batch`.
         """
         headers = {"Idempotency-Key": idempotency_key or _core.new_idempotency_key()}
         if (prefer := _core.prefer_wait(wait)) is not None:
             headers["Prefer"] = prefer
         if cancel_after is not None:
             headers["Cancel-After"] = cancel_after
-        body = _core.create_body(model, input, webhook, webhook_events_filter)
+        body = _core.create_body(model, input, webhook, webhook_events_filter, priority)
         response = self._client.request("POST", "/v1/predictions", json=body, headers=headers)
         return Prediction.model_validate_json(response.content)
 

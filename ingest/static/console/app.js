@@ -91,7 +91,7 @@ export async function api(path, options) {
 
 /** Follow a prediction's server-sent events (fetch, since EventSource cannot send a key). */
 async function follow(id, after, signal, onEvent) {
-  const response = await send(`/v1/predictions/${encodeURIComponent(id)}/stream?after=${after}`,
+  const response = await send(`/v1/predictions/${encodeURIComponent(id)}/stream?after=${after}&queue=true`,
     { signal, accept: "text/event-stream" });
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
@@ -200,7 +200,15 @@ function predictionRow(p) {
 
 function queueItem(q) {
   return el("li", { "data-model": q.model },
-    el("strong", {}, q.model), ` ${q.pending} pending · ${q.started} running`);
+    el("strong", {}, q.model), ` ${q.pending} pending · ${q.started} running`,
+    byPriority(q.priorities ?? []));
+}
+
+function byPriority(priorities) {  // only when more than the default priority is in use
+  const busy = priorities.filter((d) => d.pending + d.started > 0);
+  if (busy.every((d) => d.priority === "default")) return null;
+  return el("span", { class: "muted" },
+    ` (${busy.map((d) => `${d.priority} ${d.pending}/${d.started}`).join(" · ")})`);
 }
 
 // ------------------------------------------------------------------------ one prediction
@@ -254,7 +262,8 @@ async function predictionPage(view, scope, id) {
     const before = last;
     await scope.attempt(async () => {
       await follow(id, last, scope.signal, (event) => {
-        record([event], "stream");
+        // a `queue` message (where a pending prediction stands) has no sequence: not history
+        if (event.sequence !== undefined) record([event], "stream");
         scope.attempt(refresh, notice);
       });
       await refresh();
@@ -269,6 +278,9 @@ function renderSummary(box, p) {
   const m = p.metrics ?? {};
   const facts = [
     ["Model", p.model], ["Status", badge(p.status)], ["Phase", p.phase],
+    ["Priority", p.priority !== "default" && p.priority],
+    ["Queue position", p.queue_position && String(p.queue_position)],
+    ["Expected start", p.estimated_start_at && when(p.estimated_start_at)],
     ["Created", when(p.created_at)], ["Started", p.started_at && when(p.started_at)],
     ["Completed", p.completed_at && when(p.completed_at)],
     ["Queued", seconds(m.queue_time)], ["Cold start", m.load_time !== undefined && seconds(m.load_time)],

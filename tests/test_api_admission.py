@@ -1,0 +1,128 @@
+"""Admission control through the real stack: past a model's queue cap or an account's cap on
+predictions in flight, a create gets 429 with Retry-After and RateLimit headers, and nothing
+reaches Kafka (the topics' end offsets do not move). Also the policy without servers."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from inferhook.catalog import load_catalog
+from inferhook.settings import Settings
+from ingest.admission import RETRY_AFTER, judge, queue_limit, retry_after
+from ingest.state import CATALOG, SETTINGS
+from schemas.topics import Topics
+from tests.support import Stack
+
+SPIN = "inferhook/spin"
+DIGITS = "inferhook/digits"
+RUN = {"model": SPIN, "input": {"milliseconds": 5}}
+
+
+async def end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
+    """Where each partition of `topics` ends now (what a write would move)."""
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=settings.kafka.bootstrap)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(t, p) for t in topics
+                      for p in sorted(consumer.partitions_for_topic(t) or ())]
+        assert partitions, topics
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+        return ends
+    finally:
+        await consumer.stop()
+
+
+def spin_topics(settings: Settings) -> list[str]:
+    topics = Topics(settings.kafka.topic_prefix)
+    return [topics.events, *topics.all_requests(SPIN)]
+
+
+async def running_with(settings: Settings, **api: object) -> AsyncIterator[Stack]:
+    limited = settings.model_copy(update={"api": settings.api.model_copy(update=api)})
+    async with Stack.running(limited, executor=False) as stack:
+        yield stack
+
+
+@pytest.fixture
+async def capped(settings: Settings, clean_db: None) -> AsyncIterator[Stack]:
+    """Ingest and the dispatcher, no executor: spin's queue capped at 3 (over its manifest)."""
+    async for stack in running_with(settings, queue_depth_limits={SPIN: 3}):
+        yield stack
+
+
+@pytest.fixture
+async def account_capped(settings: Settings, clean_db: None) -> AsyncIterator[Stack]:
+    """Ingest and the dispatcher, no executor: each account at 5 predictions in flight."""
+    async for stack in running_with(settings, max_in_flight_per_owner=5):
+        yield stack
+
+
+async def test_a_full_queue_refuses_with_429_and_writes_nothing(capped: Stack) -> None:
+    for priority in ("batch", "default", "interactive"):
+        assert (await capped.create({**RUN, "priority": priority})).status == 201
+    before = await end_offsets(capped.settings, spin_topics(capped.settings))
+    refused = await capped.create({**RUN, "priority": "interactive"},
+                                  headers={"Idempotency-Key": "full-1"})
+    assert refused.status == 429
+    assert refused.content_type == "application/problem+json"
+    body = await refused.json()
+    assert body["type"].endswith("/queue-full") and SPIN in body["detail"]
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.headers["RateLimit-Limit"] == "3"
+    assert refused.headers["RateLimit-Remaining"] == "0"
+    assert await end_offsets(capped.settings, spin_topics(capped.settings)) == before
+    # Other models are not capped; the refused key is free to be used again.
+    assert (await capped.create({"model": DIGITS, "input": {"image": [[0.0] * 28] * 28}})
+            ).status in (201, 422)
+    again = await capped.create({**RUN, "priority": "interactive"},
+                                headers={"Idempotency-Key": "full-1"})
+    assert again.status == 429, "a refusal does not hold the Idempotency-Key"
+
+
+async def test_an_account_at_its_cap_is_refused_and_others_are_not(account_capped: Stack) -> None:
+    capped = account_capped
+    for _ in range(5):
+        assert (await capped.create(RUN)).status == 201
+    before = await end_offsets(capped.settings, spin_topics(capped.settings))
+    refused = await capped.create(RUN)
+    assert refused.status == 429 and refused.headers["RateLimit-Limit"] == "5"
+    assert "Retry-After" in refused.headers
+    assert await end_offsets(capped.settings, spin_topics(capped.settings)) == before
+    other = await capped.new_key("someone-else")
+    assert (await capped.create(RUN, key=other)).status == 201
+
+
+def test_judge_admits_under_every_cap_and_refuses_at_one() -> None:
+    assert judge(model=SPIN, queued=2, queue_limit=3, owner_open=4, owner_limit=5) is None
+    assert judge(model=SPIN, queued=None, queue_limit=None, owner_open=None, owner_limit=0) is None
+    full = judge(model=SPIN, queued=3, queue_limit=3, owner_open=0, owner_limit=5)
+    assert full is not None and full.limit == 3
+    busy = judge(model=SPIN, queued=0, queue_limit=3, owner_open=5, owner_limit=5)
+    assert busy is not None and busy.limit == 5 and "account" in busy.detail
+
+
+def test_the_setting_overrides_the_manifests_cap(settings: Settings) -> None:
+    catalog = load_catalog(settings.models_dir)
+    spin = catalog[SPIN]
+    catalog[SPIN] = dataclasses.replace(
+        spin, manifest=spin.manifest.model_copy(update={"max_queue_depth": 50}))
+    app = web.Application()
+    app[CATALOG] = catalog
+    app[SETTINGS] = settings
+    assert queue_limit(app, SPIN) == 50
+    assert queue_limit(app, DIGITS) is None
+    app[SETTINGS] = settings.model_copy(update={"api": settings.api.model_copy(
+        update={"queue_depth_limits": {SPIN: 7, DIGITS: 9}})})
+    assert (queue_limit(app, SPIN), queue_limit(app, DIGITS)) == (7, 9)
+
+
+def test_retry_after_follows_the_throughput() -> None:
+    assert retry_after(10, None) == RETRY_AFTER
+    assert retry_after(10, 20.0) == 1
+    assert retry_after(100, 4.0) == 25
+    assert retry_after(10**9, 1.0) == 300
