@@ -1,4 +1,5 @@
-"""The control topic, read in full by every executor: cancel requests.
+"""The control topic, read in full by every executor: cancel requests, and the attempts
+started per prediction (executors.attempts).
 
 Each executor reads every partition with a consumer of its own (no group), starting a
 window back in time so that a cancel written just before it started is still honoured,
@@ -16,10 +17,17 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from executors.attempts import Attempts
 from inferhook.kafka import create_consumer
 from inferhook.resilience import Dependency, retrying
 from inferhook.settings import Settings
-from schemas.events import CancelRequested, DecodeError, EventType, PredictionEvent
+from schemas.events import (
+    AttemptStarted,
+    CancelRequested,
+    DecodeError,
+    EventType,
+    PredictionEvent,
+)
 from schemas.status import FailureReason
 from schemas.topics import Topics
 
@@ -52,13 +60,15 @@ class CanceledIds:
 
 class ControlListener:
     """Follows the control topic: adds each canceled id to `canceled`, then calls
-    `on_cancel(id, reason)`."""
+    `on_cancel(id, reason)`; records each attempt started in `attempts`."""
 
-    def __init__(self, settings: Settings, canceled: CanceledIds, on_cancel: CancelHandler) -> None:
+    def __init__(self, settings: Settings, canceled: CanceledIds, on_cancel: CancelHandler, *,
+                 attempts: Attempts) -> None:
         self.settings = settings
         self.topic = Topics(settings.kafka.topic_prefix).control
         self.on_cancel = on_cancel
         self.canceled = canceled
+        self.attempts = attempts
         self.caught_up = asyncio.Event()
         """Set once the history window up to the start has been read."""
         self.positions: dict[TopicPartition, int] = {}
@@ -118,10 +128,11 @@ class ControlListener:
         except DecodeError as exc:
             log.warning("ignoring a control record: %s", exc)
             return
-        if event.type is not EventType.CANCEL_REQUESTED or not isinstance(event.data, CancelRequested):
-            return
-        self.canceled.add(event.subject, event.data.reason)
-        self.on_cancel(event.subject, event.data.reason)
+        if event.type is EventType.ATTEMPT_STARTED and isinstance(event.data, AttemptStarted):
+            self.attempts.record(event.subject, event.data.attempt)
+        elif event.type is EventType.CANCEL_REQUESTED and isinstance(event.data, CancelRequested):
+            self.canceled.add(event.subject, event.data.reason)
+            self.on_cancel(event.subject, event.data.reason)
 
 
 async def _reached(consumer: AIOKafkaConsumer, targets: dict[TopicPartition, int]) -> bool:

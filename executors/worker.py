@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any, Literal
 
+from executors.attempts import Attempts
 from executors.consumer import RequestConsumer
 from executors.control import CanceledIds, ControlListener
 from executors.pool import ModelPool, intra_op_threads
@@ -64,10 +65,10 @@ class Executor:
         self.settings, self.pool, self.mode = settings, pool, mode
         self.topics = Topics(settings.kafka.topic_prefix)
         self.source = executor_source()
-        canceled = CanceledIds(settings.executor.canceled_ids_kept)
-        self.server = RequestServer(pool, canceled, events_topic=self.topics.events,
+        canceled, attempts = CanceledIds(settings.executor.canceled_ids_kept), Attempts()
+        self.server = RequestServer(pool, canceled, attempts, topics=self.topics,
                                     source=self.source)
-        self.control = ControlListener(settings, canceled, self.server.cancel)
+        self.control = ControlListener(settings, canceled, self.server.cancel, attempts=attempts)
         self.assigned = asyncio.Event()
         """Set once the group gave this executor its partitions (tests wait for it)."""
 

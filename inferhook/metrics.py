@@ -87,11 +87,20 @@ COLD_STARTS = Counter(
 LOAD_SECONDS = Histogram(
     "inferhook_executor_load_seconds", "Seconds a cold start took to load its model.", ["model"],
     buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0))
+RETRIES = Counter(
+    "inferhook_executor_retries",
+    "Runs started again after an attempt was lost to infrastructure, by model and cause "
+    "(crashed: the previous executor vanished; load_failed: the model would not load).",
+    ["model", "cause"])
+INFRASTRUCTURE_FAILURES = Counter(
+    "inferhook_executor_infrastructure_failures",
+    "Predictions failed `infrastructure` (retries spent) and dead-lettered, by model.", ["model"])
 
 ALL: tuple[MetricWrapperBase, ...] = (
     DEPENDENCY_UP, HTTP_REQUESTS, PREDICTIONS_CREATED, PREDICTIONS_COMPLETED, PROJECTION_LAG,
     WEBHOOK_ATTEMPTS, WEBHOOK_LATENCY, OUTBOX_PENDING, OUTBOX_DUE, OUTBOX_OLDEST_DUE_AGE,
-    QUEUE_DEPTH, BATCH_SIZE, RUN_SECONDS, COLD_STARTS, LOAD_SECONDS)
+    QUEUE_DEPTH, BATCH_SIZE, RUN_SECONDS, COLD_STARTS, LOAD_SECONDS, RETRIES,
+    INFRASTRUCTURE_FAILURES)
 """Every inferhook collector (the dashboard may name only these)."""
 
 

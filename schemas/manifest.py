@@ -62,3 +62,6 @@ class ModelManifest(BaseModel):
     """A run longer than this is stopped and ends `failed` with reason `timed_out`."""
     queue_deadline_seconds: float = Field(default=3600.0, gt=0)
     """A request dequeued later than this after its creation ends `failed`/`expired_in_queue`."""
+    max_retries: int = Field(default=2, ge=0, le=20)
+    """Runs lost to infrastructure (executor crash or kill, a model that would not load) are
+    run again up to this many times; then the prediction fails `infrastructure`."""
