@@ -1,4 +1,5 @@
-"""`inferhook ingest`, `inferhook executor` and `inferhook dispatcher`: one service in the foreground.
+"""`inferhook ingest`, `inferhook executor`, `inferhook dispatcher` and `inferhook supervise`:
+one service in the foreground.
 
 Each service package is imported only when its command runs.
 """
@@ -44,6 +45,17 @@ def executor(settings: Settings, args: argparse.Namespace) -> None:
     run_until_signal(worker.run)
 
 
+def supervise(settings: Settings, args: argparse.Namespace) -> None:
+    from cli.autoscale import Autoscaler
+    from inferhook import metrics
+
+    async def main(stop: asyncio.Event) -> None:
+        async with metrics.serving(settings.metrics):
+            await Autoscaler(settings).run(stop)
+
+    run_until_signal(main)
+
+
 def dispatcher(settings: Settings, args: argparse.Namespace) -> None:
     from dispatcher.service import run
 
@@ -56,4 +68,7 @@ def commands(sub: Subparsers) -> dict[str, Handler]:
     p = sub.add_parser("executor", help="run an executor")
     p.add_argument("models", nargs="*", help="owner/name of models to serve (default: all)")
     sub.add_parser("dispatcher", help="run the projector and webhook delivery")
-    return {"ingest": ingest, "executor": executor, "dispatcher": dispatcher}
+    sub.add_parser("supervise", help="run executors per model, scaled from their backlog "
+                   "(min_replicas, max_replicas, idle_seconds in each manifest)")
+    return {"ingest": ingest, "executor": executor, "dispatcher": dispatcher,
+            "supervise": supervise}

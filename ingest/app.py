@@ -32,6 +32,7 @@ from ingest import (
     cancel,
     console,
     docs,
+    executors,
     files,
     history,
     models,
@@ -214,7 +215,7 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend([_postgres, _changes, _kafka, _probe])
     app.on_startup.append(docs.render_spec)
     for module in (predictions, cancel, history, models, account, system, docs, webhooks, queues,
-                   console, telemetry, files, tasks):
+                   console, telemetry, files, tasks, executors):
         app.add_routes(module.routes)
     return app
 
