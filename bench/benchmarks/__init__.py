@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from bench.benchmarks import (
     capacity,
+    coldstart,
     cpu,
     create,
     durable,
@@ -37,6 +38,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "projection": projection.run,
     "webhooks": webhooks.run,
     "wait": wait.run,
+    "coldstart": coldstart.run,
     "scale": scale.run,
 }
 """Every benchmark, in the order a full run takes them (cpu on a quiet stack, before the
