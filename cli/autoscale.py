@@ -4,7 +4,10 @@ Every `interval` seconds the supervisor reads each model's backlog from the exec
 group (inferhook.groups), asks cli.scaling for the replicas it should have, and starts
 (`inferhook executor <model>`, pooled, so the first request shows phase `loading` while
 the model loads) or stops (SIGTERM: in-flight work drains, the partitions move on) the
-difference. A replica that exits on its own is counted out and started again when the
+difference. A new replica is the warm spare when one is ready: a process started
+beforehand with `inferhook executor --standby`, its imports done, told its model on stdin,
+so scaling from zero skips process start and imports (a new spare is started at once).
+A replica that exits on its own is counted out and started again when the
 rule still wants it, after a backoff when it keeps crashing. Each decision that changes
 something is logged and counted (`inferhook_scaling_decisions_total`); the replicas per
 model are a gauge (`inferhook_executor_replicas`). Executors run in the supervisor's
@@ -62,8 +65,12 @@ class Autoscaler:
     """Scales the executors of every model of the catalog until stopped."""
 
     def __init__(self, settings: Settings, *, env: dict[str, str] | None = None,
-                 interval: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 interval: float = 1.0, spare: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.settings, self.env, self.interval, self.clock = settings, env, interval, clock
+        self.keep_spare = spare
+        """Keep one warm spare executor (imports done) for the next scale-up."""
+        self._spare: subprocess.Popen[bytes] | None = None
         self.models = {name: ModelReplicas(name, ScalePolicy.of(entry.manifest))
                        for name, entry in load_catalog(settings.models_dir).items()}
         self.last: dict[str, ModelLoad] = {}
@@ -76,9 +83,12 @@ class Autoscaler:
     async def run(self, stop: asyncio.Event) -> None:
         """Scale until `stop`; then stop every executor started here (they drain)."""
         try:
+            self._refill_spare()
             await retrying("supervisor", lambda: self._watching(stop), stop=stop,
                            uses=(Dependency.KAFKA,))
         finally:
+            if self._spare is not None:
+                await self._retire_spare(self._spare)
             for state in self.models.values():
                 while state.running:
                     self._stop_one(state, "supervisor stopping")
@@ -138,14 +148,37 @@ class Autoscaler:
             log.warning("executor of %s (pid %d) exited with code %s after %.0fs",
                         state.model, proc.pid, proc.returncode, ran)
 
-    def _start_one(self, state: ModelReplicas) -> None:
+    def _spawn(self, *args: str, stdin: int | None = None) -> subprocess.Popen[bytes]:
         # Pooled: the model loads on the first request, which shows phase `loading`. No
         # metrics port of its own: the supervisor's would be taken twice.
         env = {**(os.environ if self.env is None else self.env),
                "INFERHOOK_EXECUTOR_MODE": "pooled", "INFERHOOK_METRICS_PORT": "0"}
-        proc = subprocess.Popen([sys.executable, "-m", "cli", "executor", state.model], env=env)
+        return subprocess.Popen([sys.executable, "-m", "cli", "executor", *args], env=env,
+                                stdin=stdin)
+
+    def _refill_spare(self) -> None:
+        if self.keep_spare and (self._spare is None or self._spare.poll() is not None):
+            self._spare = self._spawn("--standby", stdin=subprocess.PIPE)
+
+    async def _retire_spare(self, spare: subprocess.Popen[bytes]) -> None:
+        """An empty line: the spare exits without serving (killed if it does not)."""
+        try:
+            await asyncio.to_thread(spare.communicate, b"\n", 30)
+        except (subprocess.TimeoutExpired, OSError):
+            spare.kill()
+            await asyncio.to_thread(spare.wait)
+
+    def _start_one(self, state: ModelReplicas) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.poll() is None and spare.stdin is not None:
+            spare.stdin.write(f"{state.model}\n".encode())
+            spare.stdin.close()
+            proc, how = spare, "the warm spare"
+        else:
+            proc, how = self._spawn(state.model), "a new process"
         state.running.append((proc, self.clock()))
-        log.info("started an executor of %s (pid %d)", state.model, proc.pid)
+        log.info("started an executor of %s (pid %d, %s)", state.model, proc.pid, how)
+        self._refill_spare()
 
     def _stop_one(self, state: ModelReplicas, reason: str) -> None:
         proc, _ = state.running.pop()  # the newest: the oldest has its model warm longest

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 
 from cli.command import Handler, Subparsers
@@ -38,6 +39,12 @@ def executor(settings: Settings, args: argparse.Namespace) -> None:
     from executors.worker import Executor, load_models
 
     names = args.models or settings.executor_models
+    if args.standby:
+        # Imports are done (onnxruntime, numpy, the executor): wait for the models to serve,
+        # one line on stdin (the supervisor's warm spare; cli.autoscale).
+        names = sys.stdin.readline().split()
+        if not names:
+            return
     if settings.executor.mode == "pooled":
         worker = Executor.pooled(settings, names)
     else:
@@ -67,6 +74,8 @@ def commands(sub: Subparsers) -> dict[str, Handler]:
     sub.add_parser("ingest", help="run the HTTP API")
     p = sub.add_parser("executor", help="run an executor")
     p.add_argument("models", nargs="*", help="owner/name of models to serve (default: all)")
+    p.add_argument("--standby", action="store_true",
+                   help="import everything, then read the models to serve from a line on stdin")
     sub.add_parser("dispatcher", help="run the projector and webhook delivery")
     sub.add_parser("supervise", help="run executors per model, scaled from their backlog "
                    "(min_replicas, max_replicas, idle_seconds in each manifest)")

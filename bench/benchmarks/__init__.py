@@ -17,6 +17,7 @@ from bench.benchmarks import (
     profiles,
     projection,
     scale,
+    scalezero,
     wait,
     webhooks,
 )
@@ -39,6 +40,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "webhooks": webhooks.run,
     "wait": wait.run,
     "coldstart": coldstart.run,
+    "scalezero": scalezero.run,
     "scale": scale.run,
 }
 """Every benchmark, in the order a full run takes them (cpu on a quiet stack, before the

@@ -37,5 +37,5 @@ async def run(ctx: Context) -> list[Result]:
                            baseline=("fresh process, files not cached", fresh["total"] * 1000)),
         ]
         ctx.note("coldstart", f"{short} ({fresh['size_mb']:.1f} MB, {fresh['provider']}) ms: "
-                              f"fresh [{_parts(fresh['parts'])}]; warm [{_parts(warm['parts'])}].")
+                              f"fresh ({_parts(fresh['parts'])}); warm ({_parts(warm['parts'])}).")
     return results
