@@ -114,3 +114,22 @@ async def test_model_scales_from_zero_on_a_request_and_back_after_idle(
     phases = [e.data.phase for e in events.of(prediction["id"])
               if e.type is EventType.STARTED and isinstance(e.data, Started)]
     assert phases == ["loading", "running"]
+
+
+async def test_killed_replica_is_replaced_and_its_run_retried(
+        settings: Settings, clean_db: None, tmp_path: Path) -> None:
+    scaled = spin_only(settings, tmp_path)
+    async with Stack.running(scaled, executor=False) as stack, EventLog.follow(scaled) as events, \
+            supervising(scaled) as autoscaler:
+        response = await stack.create({"model": "inferhook/spin", "input": {"milliseconds": 3000}})
+        prediction = await response.json()
+        await events.wait_until(lambda: any(
+            e.type is EventType.STARTED and isinstance(e.data, Started) and e.data.phase == "running"
+            for e in events.of(prediction["id"])), timeout=90)
+        ((doomed, _),) = autoscaler.models["inferhook/spin"].running
+        doomed.kill()  # this process only: the replicas share the test's process group
+        done = await stack.wait_terminal(prediction["id"], timeout=120)
+        replacement = list(autoscaler.models["inferhook/spin"].running)
+    assert done["status"] == "succeeded"
+    assert done["metrics"]["attempts"] == 2
+    assert replacement and replacement[0][0].pid != doomed.pid
