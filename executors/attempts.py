@@ -1,12 +1,16 @@
 """Runs lost to infrastructure, counted so that they are retried a bounded number of times.
 
 Where attempts are counted: before an executor runs a request (warm or cold) it writes an
-`attempt_started` record (attempt N) to the control topic and waits until it is durable.
-Every executor reads the control topic in full (executors.control), so the member that
-takes over an uncommitted request after a crash, a SIGKILL or an OOM kill knows how many
-attempts came before, even when the lost run wrote nothing else (a crash while the model
-loaded). The control topic was chosen over the read model (executors do not talk to
-Postgres, and it lags) and over the events topic (far larger; no executor reads it).
+`attempt_started` record (attempt N) to the attempts topic and waits until it is durable.
+Every executor reads that topic in full, from `ATTEMPTS_HISTORY_SECONDS` back at its start
+(executors.control's listener), so the member that takes over an uncommitted request
+after a crash, a SIGKILL or an OOM kill knows how many attempts came before, even when
+the lost run wrote nothing else (a crash while the model loaded). A topic of its own, not
+the control topic: it gets a record per request, and the control topic is read back an
+hour at start (a new executor, e.g. one scaled from zero, would read all of them). Chosen
+over the read model (executors do not talk to Postgres, and it lags) and over the events
+topic (far larger; no executor reads it). An attempt older than the window is forgotten:
+the count starts again, which can only allow more retries, never fail a run early.
 
 A request put back on its topic because its model would not load carries its attempt
 count in the `inferhook_attempts` header as well, so the next executor need not wait for
@@ -26,6 +30,9 @@ ATTEMPTS_HEADER = "inferhook_attempts"
 """On a request put back on its topic: the attempts already made."""
 LOST_HEADER = "inferhook_lost"
 """On a request put back on its topic: why the last attempt was lost."""
+ATTEMPTS_HISTORY_SECONDS = 900.0
+"""How far back an executor reads the attempts topic at start: longer than a lost request
+waits for its next executor (session timeout, a replacement's start)."""
 ATTEMPTS_KEPT = 100_000
 """How many predictions' attempt counts an executor remembers (oldest forgotten first)."""
 CRASHED = "the executor running it stopped (crash, kill or out of memory)"

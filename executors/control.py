@@ -1,5 +1,5 @@
-"""The control topic, read in full by every executor: cancel requests, and the attempts
-started per prediction (executors.attempts).
+"""The control topic, read in full by every executor: cancel requests; and, by a second
+listener of the same kind, the attempts topic (executors.attempts).
 
 Each executor reads every partition with a consumer of its own (no group), starting a
 window back in time so that a cancel written just before it started is still honoured,
@@ -59,13 +59,17 @@ class CanceledIds:
 
 
 class ControlListener:
-    """Follows the control topic: adds each canceled id to `canceled`, then calls
-    `on_cancel(id, reason)`; records each attempt started in `attempts`."""
+    """Follows the control topic (or `topic`, read back `history_seconds` at start): adds
+    each canceled id to `canceled`, then calls `on_cancel(id, reason)`; records each
+    attempt started in `attempts`."""
 
     def __init__(self, settings: Settings, canceled: CanceledIds, on_cancel: CancelHandler, *,
-                 attempts: Attempts) -> None:
+                 attempts: Attempts, topic: str | None = None,
+                 history_seconds: float | None = None) -> None:
         self.settings = settings
-        self.topic = Topics(settings.kafka.topic_prefix).control
+        self.topic = topic or Topics(settings.kafka.topic_prefix).control
+        self.history_seconds = (settings.executor.control_history_seconds
+                                if history_seconds is None else history_seconds)
         self.on_cancel = on_cancel
         self.canceled = canceled
         self.attempts = attempts
@@ -106,14 +110,14 @@ class ControlListener:
                     self.positions[tp] = records[-1].offset + 1
                 if not self.caught_up.is_set() and await _reached(consumer, targets):
                     self.caught_up.set()
-                    log.info("control topic read back %.0fs: %d canceled ids",
-                             self.settings.executor.control_history_seconds, len(self.canceled))
+                    log.info("%s read back %.0fs: %d canceled ids, %d attempt counts", self.topic,
+                             self.history_seconds, len(self.canceled), len(self.attempts))
         finally:
             await consumer.stop()
 
     async def _seek_to_window(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
                               ) -> dict[TopicPartition, int]:
-        since_ms = int((time.time() - self.settings.executor.control_history_seconds) * 1000)
+        since_ms = int((time.time() - self.history_seconds) * 1000)
         found = await consumer.offsets_for_times({tp: since_ms for tp in partitions})
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
         for tp in partitions:

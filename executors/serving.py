@@ -4,7 +4,7 @@ In order: a request canceled while pending ends silently (ingest wrote `canceled
 for a model not served here fails `model_error`; one whose time is already up ends
 without running (schemas.deadlines); one whose earlier attempts were all lost to
 infrastructure (executors.attempts) fails `infrastructure` and is dead-lettered;
-otherwise its attempt is recorded on the control topic, its deadline is armed, its model
+otherwise its attempt is recorded on the attempts topic, its deadline is armed, its model
 is loaded if cold (`started`, phase loading, goes out first) and the job joins its
 model's batch. A model that will not load puts the request back on its topic (after a
 backoff) for another attempt. Every path then waits for the job's outcome to be durable,
@@ -120,9 +120,9 @@ class RequestServer:
 
     async def _begin_attempt(self, job: Job, producer: AIOKafkaProducer, attempt: int,
                              record: Record) -> None:
-        """Record attempt `attempt` durably on the control topic before anything runs, so a
+        """Record attempt `attempt` durably on the attempts topic before anything runs, so a
         run lost to a crash from here on still counts."""
-        await publish(producer, self.topics.control,
+        await publish(producer, self.topics.attempts,
                       attempt_started(job.id, attempt, source=self.source, now=utcnow()))
         self.attempts.record(job.id, attempt)
         job.attempt = attempt

@@ -5,6 +5,7 @@
 | `<prefix>.requests.<owner>.<name>` | prediction id | ingest                         |
 | `<prefix>.events`                  | prediction id | ingest, executors, dispatcher  |
 | `<prefix>.control`                 | prediction id | ingest                         |
+| `<prefix>.attempts`                | prediction id | executors                      |
 | `<prefix>.dead-letter`             | original key  | executors                      |
 
 Consumer groups: `<prefix>.executors` (every executor; its committed offsets are where the
@@ -37,6 +38,12 @@ class Topics:
     def control(self) -> str:
         """Cancel requests that every executor reads."""
         return f"{self.prefix}.control"
+
+    @property
+    def attempts(self) -> str:
+        """The attempt each executor starts per prediction, read by every executor
+        (executors.attempts: runs lost to infrastructure are counted and retried)."""
+        return f"{self.prefix}.attempts"
 
     @property
     def dead_letter(self) -> str:

@@ -55,7 +55,7 @@ async def test_sigkilled_executor_run_is_retried_once_and_succeeds(settings: Set
     model = "inferhook/spin"
     topics = Topics(one.kafka.topic_prefix)
     async with Requests.open(one, [model]) as requests, EventLog.follow(one) as events, \
-            EventLog.follow(one, topics.control) as control:
+            EventLog.follow(one, topics.attempts) as attempt_log:
         doomed = start_executor_process(
             one, model, INFERHOOK_EXECUTOR_SESSION_TIMEOUT_MS=str(SESSION_TIMEOUT_MS))
         try:
@@ -71,7 +71,7 @@ async def test_sigkilled_executor_run_is_retried_once_and_succeeds(settings: Set
     assert isinstance(outcome.data, Completed)
     assert outcome.data.metrics["attempts"] == 2
     assert started_attempts(events, prediction_id)[-1] == 2
-    recorded = [e.data.attempt for e in control.of(prediction_id)  # type: ignore[union-attr]
+    recorded = [e.data.attempt for e in attempt_log.of(prediction_id)  # type: ignore[union-attr]
                 if e.type is EventType.ATTEMPT_STARTED]
     assert recorded == [1, 2]
 
