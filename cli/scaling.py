@@ -8,9 +8,10 @@ replicas, in this order:
 1. fewer than `min_replicas` running: start up to it;
 2. none running and a backlog: start one (scale from zero on the first request);
 3. more than `max_replicas`: stop down to it;
-4. a backlog above `backlog_per_replica` per replica that has not fallen since the last
-   look, and no scale-up in the last `up_cooldown` seconds (a new replica gets to load
-   its model before the next): one more, up to `max_replicas`;
+4. a backlog above `backlog_per_replica` per replica and no scale-up in the last
+   `up_cooldown` seconds (a new replica gets to load its model and take its share
+   before the next is asked for): one more, up to `max_replicas`; a backlog that grew
+   since the last look says so in the reason;
 5. no backlog for `idle_seconds`: stop down to `min_replicas` (to zero by default);
 6. otherwise keep what runs.
 
@@ -84,10 +85,11 @@ def decide(policy: ScalePolicy, seen: Observed) -> Decision:
         return Decision(1, "a request arrived")
     if replicas > policy.max_replicas:
         return Decision(policy.max_replicas, "above max_replicas")
-    growing = seen.previous_backlog is not None and backlog >= seen.previous_backlog
-    if (backlog > policy.backlog_per_replica * replicas and growing
-            and replicas < policy.max_replicas and seen.since_scale_up >= policy.up_cooldown):
-        return Decision(replicas + 1, f"backlog {backlog} growing")
+    if (backlog > policy.backlog_per_replica * replicas and replicas < policy.max_replicas
+            and seen.since_scale_up >= policy.up_cooldown):
+        growing = seen.previous_backlog is not None and backlog > seen.previous_backlog
+        return Decision(replicas + 1, f"backlog {backlog} {'growing' if growing else 'over'} "
+                                      f"{policy.backlog_per_replica} per replica")
     if backlog == 0 and seen.idle_for >= policy.idle_seconds and replicas > policy.min_replicas:
         return Decision(policy.min_replicas, f"idle for {seen.idle_for:.0f}s")
     return Decision(replicas, "steady")

@@ -45,24 +45,26 @@ def test_first_request_scales_from_zero_and_idle_back_to_min() -> None:
 
 def test_growing_backlog_adds_one_replica_at_a_time_up_to_max() -> None:
     assert decide(POLICY, seen(1, 9, previous=5)).target == 2
-    assert decide(POLICY, seen(1, 9, previous=12)).target == 1, "falling: no more replicas"
+    assert decide(POLICY, seen(1, 9, previous=12)).target == 2, "large, if falling"
     assert decide(POLICY, seen(1, 3, previous=2)).target == 1, "within one replica's share"
     assert decide(POLICY, seen(1, 9, previous=5, since_up=3)).target == 1, "cooling down"
     assert decide(POLICY, seen(3, 90, previous=50)).target == 3
     assert decide(POLICY, seen(5, 0)).target == 3
 
 
-def spin_only(settings: Settings, tmp_path: Path) -> Settings:
+def spin_only(settings: Settings, tmp_path: Path, *, max_replicas: int = 1,
+              partitions: int = 1) -> Settings:
     """A models folder with spin scaled to zero after 2 s idle, and digits left alone."""
     models = tmp_path / "models"
     for name in ("spin", "digits"):
         shutil.copytree(settings.models_dir / name, models / name)
     manifest_path = models / "spin" / "manifest.yaml"
     manifest = yaml.safe_load(manifest_path.read_text())
-    manifest.update(min_replicas=0, max_replicas=1, idle_seconds=2)
+    manifest.update(min_replicas=0, max_replicas=max_replicas, idle_seconds=2)
     manifest_path.write_text(yaml.safe_dump(manifest))
     return settings.model_copy(update={
-        "models_dir": models, "kafka": settings.kafka.model_copy(update={"partitions": 1}),
+        "models_dir": models,
+        "kafka": settings.kafka.model_copy(update={"partitions": partitions}),
         "executor": settings.executor.model_copy(update={"session_timeout_ms": 6000})})
 
 
@@ -133,3 +135,15 @@ async def test_killed_replica_is_replaced_and_its_run_retried(
     assert done["status"] == "succeeded"
     assert done["metrics"]["attempts"] == 2
     assert replacement and replacement[0][0].pid != doomed.pid
+
+
+async def test_a_backlog_over_one_replicas_share_adds_a_second(
+        settings: Settings, clean_db: None, tmp_path: Path) -> None:
+    scaled = spin_only(settings, tmp_path, max_replicas=2, partitions=2)
+    async with Stack.running(scaled, executor=False) as stack, supervising(scaled) as autoscaler:
+        for _ in range(40):  # 20 s of work for one replica, 8 allowed per replica
+            response = await stack.create({"model": "inferhook/spin",
+                                           "input": {"milliseconds": 500}})
+            assert response.status == 201
+        await until_executors(stack, "inferhook/spin", 2)
+        assert autoscaler.replicas("inferhook/spin") == 2
