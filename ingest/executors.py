@@ -4,7 +4,8 @@ Read from the executors consumer group (inferhook.groups): an executor counts on
 joined the group for the model's request topic, the backlog is what the group has not
 committed (waiting or running). This is what the supervisor (`inferhook supervise`, and
 `inferhook up`) scales on, so a model scaled to zero shows 0 executors, and 1 again shortly
-after its next request. Counts only: the answer is the same for every caller.
+after its next request (a member joining is counted once the rebalance it causes is
+over). Counts only: the answer is the same for every caller.
 """
 
 from __future__ import annotations
