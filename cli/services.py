@@ -1,4 +1,5 @@
-"""`inferhook ingest`, `inferhook executor` and `inferhook dispatcher`: one service in the foreground.
+"""`inferhook ingest`, `inferhook executor`, `inferhook dispatcher` and `inferhook supervise`:
+one service in the foreground.
 
 Each service package is imported only when its command runs.
 """
@@ -67,11 +68,28 @@ def executor(settings: Settings, args: argparse.Namespace) -> None:
     from executors.worker import Executor, load_models
 
     names = args.models or settings.executor_models
+    if args.standby:
+        # Imports are done (onnxruntime, numpy, the executor): wait for the models to serve,
+        # one line on stdin (the supervisor's warm spare; cli.autoscale).
+        names = sys.stdin.readline().split()
+        if not names:
+            return
     if settings.executor.mode == "pooled":
         worker = Executor.pooled(settings, names)
     else:
         worker = Executor.dedicated(settings, load_models(settings, names))
     run_until_signal(worker.run)
+
+
+def supervise(settings: Settings, args: argparse.Namespace) -> None:
+    from cli.autoscale import Autoscaler
+    from inferhook import metrics
+
+    async def main(stop: asyncio.Event) -> None:
+        async with metrics.serving(settings.metrics):
+            await Autoscaler(settings).run(stop)
+
+    run_until_signal(main)
 
 
 def dispatcher(settings: Settings, args: argparse.Namespace) -> None:
@@ -89,5 +107,10 @@ def commands(sub: Subparsers) -> dict[str, Handler]:
                    help="share the port with other ingest processes (set for each worker)")
     p = sub.add_parser("executor", help="run an executor")
     p.add_argument("models", nargs="*", help="owner/name of models to serve (default: all)")
+    p.add_argument("--standby", action="store_true",
+                   help="import everything, then read the models to serve from a line on stdin")
     sub.add_parser("dispatcher", help="run the projector and webhook delivery")
-    return {"ingest": ingest, "executor": executor, "dispatcher": dispatcher}
+    sub.add_parser("supervise", help="run executors per model, scaled from their backlog "
+                   "(min_replicas, max_replicas, idle_seconds in each manifest)")
+    return {"ingest": ingest, "executor": executor, "dispatcher": dispatcher,
+            "supervise": supervise}

@@ -1,4 +1,5 @@
-"""The dev stack: local Kafka and Postgres, migrations, models, and the three services.
+"""The dev stack: local Kafka and Postgres, migrations, models, and the services: ingest, the
+dispatcher, and the supervisor that runs executors per model (cli.autoscale).
 
 `inferhook up` runs it in the foreground; Ctrl-C stops what it started.
 """
@@ -28,9 +29,11 @@ DEV_KAFKA_PORT = 9092
 """The dev Kafka's port; the nodes of a dev cluster listen on 9092, 9093, 9094, ..."""
 DEV_POSTGRES_PORT = 55432
 DEV_OWNER = "dev"
-SERVICES = ("ingest", "executor", "dispatcher")
-DEV_METRICS_PORTS = {"executor": 9101, "dispatcher": 9102}
-"""Each worker's /metrics port in the dev stack (ingest serves /metrics on its own port)."""
+SERVICES = ("ingest", "supervise", "dispatcher")
+"""`supervise` starts and stops the executors of each model (scaled to zero when idle)."""
+DEV_METRICS_PORTS = {"supervise": 9101, "dispatcher": 9102}
+"""Each worker's /metrics port in the dev stack (ingest serves /metrics on its own port; the
+executors the supervisor starts serve none)."""
 
 
 def local_kafka(settings: Settings, brokers: int | None = None) -> LocalKafka | LocalKafkaCluster | None:

@@ -8,6 +8,8 @@
     pool.py      the models held: dedicated, or pooled (LRU warm cache over a memory budget)
     control.py   the control topic (cancel requests), read in full by every executor
     offsets.py   which request offsets may be committed
+    attempts.py  runs lost to infrastructure: attempts counted on the control topic, the retry rule
+    deadletter.py the dead-letter topic: undecodable records, requests whose retries are spent
     runtime.py   loading a model folder into ORT sessions; running a batch (also for bench/)
     media.py     data: URI decoding (images, WAV audio)
     convert/     build-time only: torch checkpoints read without torch, ONNX graph building

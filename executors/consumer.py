@@ -35,6 +35,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
+from executors.deadletter import UNDECODABLE, dead_letter
 from executors.offsets import OffsetTracker
 from executors.scheduling import Scheduler
 from inferhook import metrics
@@ -299,12 +300,8 @@ class RequestConsumer:
         self._held_bytes[tp.topic] -= len(record.value or b"")
 
     async def _dead_letter(self, record: Record, reason: str) -> None:
-        log.warning("dead-lettering %s@%d: %s", record.topic, record.offset, reason)
-        await self.producer.send_and_wait(
-            self.topics.dead_letter, record.value, key=record.key,
-            headers=[*record.headers, ("inferhook_error", reason.encode()),
-                     ("inferhook_topic", record.topic.encode()),
-                     ("inferhook_offset", str(record.offset).encode())])
+        await dead_letter(self.producer, self.topics.dead_letter, record, reason=UNDECODABLE,
+                          error=reason)
 
 
 def _request_of(record: Record) -> tuple[PredictionEvent, Created]:

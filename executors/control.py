@@ -1,4 +1,5 @@
-"""The control topic, read in full by every executor: cancel requests.
+"""The control topic, read in full by every executor: cancel requests; and, by a second
+listener of the same kind, the attempts topic (executors.attempts).
 
 Each executor reads every partition with a consumer of its own (no group), starting a
 window back in time so that a cancel written just before it started is still honoured,
@@ -16,10 +17,17 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from executors.attempts import Attempts
 from inferhook.kafka import create_consumer
 from inferhook.resilience import Dependency, retrying
 from inferhook.settings import Settings
-from schemas.events import CancelRequested, DecodeError, EventType, PredictionEvent
+from schemas.events import (
+    AttemptStarted,
+    CancelRequested,
+    DecodeError,
+    EventType,
+    PredictionEvent,
+)
 from schemas.status import FailureReason
 from schemas.topics import Topics
 
@@ -51,14 +59,20 @@ class CanceledIds:
 
 
 class ControlListener:
-    """Follows the control topic: adds each canceled id to `canceled`, then calls
-    `on_cancel(id, reason)`."""
+    """Follows the control topic (or `topic`, read back `history_seconds` at start): adds
+    each canceled id to `canceled`, then calls `on_cancel(id, reason)`; records each
+    attempt started in `attempts`."""
 
-    def __init__(self, settings: Settings, canceled: CanceledIds, on_cancel: CancelHandler) -> None:
+    def __init__(self, settings: Settings, canceled: CanceledIds, on_cancel: CancelHandler, *,
+                 attempts: Attempts, topic: str | None = None,
+                 history_seconds: float | None = None) -> None:
         self.settings = settings
-        self.topic = Topics(settings.kafka.topic_prefix).control
+        self.topic = topic or Topics(settings.kafka.topic_prefix).control
+        self.history_seconds = (settings.executor.control_history_seconds
+                                if history_seconds is None else history_seconds)
         self.on_cancel = on_cancel
         self.canceled = canceled
+        self.attempts = attempts
         self.caught_up = asyncio.Event()
         """Set once the history window up to the start has been read."""
         self.positions: dict[TopicPartition, int] = {}
@@ -96,14 +110,14 @@ class ControlListener:
                     self.positions[tp] = records[-1].offset + 1
                 if not self.caught_up.is_set() and await _reached(consumer, targets):
                     self.caught_up.set()
-                    log.info("control topic read back %.0fs: %d canceled ids",
-                             self.settings.executor.control_history_seconds, len(self.canceled))
+                    log.info("%s read back %.0fs: %d canceled ids, %d attempt counts", self.topic,
+                             self.history_seconds, len(self.canceled), len(self.attempts))
         finally:
             await consumer.stop()
 
     async def _seek_to_window(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
                               ) -> dict[TopicPartition, int]:
-        since_ms = int((time.time() - self.settings.executor.control_history_seconds) * 1000)
+        since_ms = int((time.time() - self.history_seconds) * 1000)
         found = await consumer.offsets_for_times({tp: since_ms for tp in partitions})
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
         for tp in partitions:
@@ -118,10 +132,11 @@ class ControlListener:
         except DecodeError as exc:
             log.warning("ignoring a control record: %s", exc)
             return
-        if event.type is not EventType.CANCEL_REQUESTED or not isinstance(event.data, CancelRequested):
-            return
-        self.canceled.add(event.subject, event.data.reason)
-        self.on_cancel(event.subject, event.data.reason)
+        if event.type is EventType.ATTEMPT_STARTED and isinstance(event.data, AttemptStarted):
+            self.attempts.record(event.subject, event.data.attempt)
+        elif event.type is EventType.CANCEL_REQUESTED and isinstance(event.data, CancelRequested):
+            self.canceled.add(event.subject, event.data.reason)
+            self.on_cancel(event.subject, event.data.reason)
 
 
 async def _reached(consumer: AIOKafkaConsumer, targets: dict[TopicPartition, int]) -> bool:

@@ -109,6 +109,8 @@ class Job:
         self.state = JobState.PENDING
         self.load_time: float | None = None
         """Seconds this prediction waited for its model to load (cold start), if it did."""
+        self.attempt = 1
+        """Which attempt this run is (set before it starts; see executors.attempts)."""
         self.metrics: dict[str, float] = {"load_time": 0.0}
         self.on_end: list[Callable[[Job], None]] = []
         """Called (synchronously) when the end is taken."""
@@ -146,7 +148,8 @@ class Job:
         counts from now until `loaded()`."""
         self._move(JobState.LOADING)
         self._load_clock = asyncio.get_running_loop().time()
-        self._send(EventType.STARTED, Started(started_at=utcnow(), phase="loading"), LOADING_SEQUENCE)
+        self._send(EventType.STARTED, Started(started_at=utcnow(), phase="loading",
+                                              attempt=self.attempt), LOADING_SEQUENCE)
 
     def loaded(self) -> None:
         """The model is loaded: record how long this prediction waited for it."""
@@ -174,8 +177,8 @@ class Job:
                                          - (load_time or 0.0))
         if load_time is not None:
             self.metrics["load_time"] = load_time
-        self._send(EventType.STARTED, Started(started_at=now, phase="running", load_time=load_time),
-                   RUNNING_SEQUENCE)
+        self._send(EventType.STARTED, Started(started_at=now, phase="running", load_time=load_time,
+                                              attempt=self.attempt), RUNNING_SEQUENCE)
 
     def log(self, line: str) -> None:
         """Append a log line (event loop thread only; dropped once the job is ending)."""
@@ -191,16 +194,17 @@ class Job:
             self._send(EventType.OUTPUT, Output(output=value), self._next_partial)
 
     def end(self, *, output: Any = None, error: PredictionError | None = None,
-            silent_if_pending: bool = False) -> bool:
+            silent_if_pending: bool = False, silent: bool = False) -> bool:
         """End the job with `output` or `error`: True for the call that ends it, False when
         it was already ending. The outcome is written in the background (see `wait`).
 
         `silent_if_pending`: emit nothing when no `started` went out (a cancel request:
-        ingest writes `canceled` itself for predictions still pending).
+        ingest writes `canceled` itself for predictions still pending). `silent`: emit
+        nothing at all (the request was put back on its topic to be run again).
         """
         if not self.live:
             return False
-        silent = silent_if_pending and not self.state.started
+        silent = silent or (silent_if_pending and not self.state.started)
         self._move(JobState.ENDING)
         for timer in self._timers:
             timer.cancel()
@@ -236,6 +240,7 @@ class Job:
         self.metrics["predict_time"] = now - self._run_clock if self._run_clock else 0.0
         self.metrics["total_time"] = (self.metrics["queue_time"] + self.metrics["load_time"]
                                       + self.metrics["predict_time"])
+        self.metrics["attempts"] = self.attempt
         event_type = deadlines.outcome_type(error.reason if error else None)
         await asyncio.gather(*self._sending, return_exceptions=True)
         completed = Completed(completed_at=utcnow(), output=output if error is None else None,

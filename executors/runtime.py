@@ -168,6 +168,9 @@ class LoadedModel:
     load_seconds: float
     size_bytes: int
     state: Any = None
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds each part of the load took: `session` (ORT reads, optimises and allocates
+    every session), `handler` (importing the handler module), `setup` (its setup())."""
 
     @property
     def name(self) -> str:
@@ -206,16 +209,19 @@ class LoadedModel:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         sessions: dict[str, ort.InferenceSession] = {}
+        phases: dict[str, float] = {}
         for name, path in paths.items():
             try:
                 sessions[name] = ort.InferenceSession(str(path), sess_options=options,
                                                       providers=provider_names or providers())
             except Exception as exc:  # ORT raises its own untyped errors
                 raise ModelLoadError(f"{entry.name}: {path}: {exc}") from exc
+        phases["session"] = time.perf_counter() - started
         handler = load_handler(entry)
+        phases["handler"] = time.perf_counter() - started - phases["session"]
         provider = sessions[MAIN].get_providers()[0]
         size = sum(path.stat().st_size for path in paths.values())
-        model = cls(entry, sessions, handler, provider, 0.0, size)
+        model = cls(entry, sessions, handler, provider, 0.0, size, phases=phases)
         setup = getattr(handler, "setup", None)
         if callable(setup):
             try:
@@ -223,6 +229,7 @@ class LoadedModel:
             except Exception as exc:
                 raise ModelLoadError(f"{entry.name}: setup failed: {exc}") from exc
         model.load_seconds = time.perf_counter() - started
+        phases["setup"] = model.load_seconds - phases["session"] - phases["handler"]
         log.info("loaded %s on %s (%d intra-op threads) in %.3fs", entry.name, provider,
                  intra_op_threads, model.load_seconds)
         return model

@@ -1,7 +1,8 @@
 """The executor: its parts put together, and its life from start to SIGTERM.
 
     Executor.dedicated / .pooled   which models, loaded how (pool.py)
-    ControlListener                cancel requests from the control topic (control.py)
+    ControlListener                cancel requests from the control topic, and attempts
+                                   from the attempts topic (control.py, attempts.py)
     RequestConsumer                the Kafka side of one connection (consumer.py)
     RequestServer                  how each request is served (serving.py)
 
@@ -31,6 +32,7 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any, Literal
 
+from executors.attempts import ATTEMPTS_HISTORY_SECONDS, Attempts
 from executors.consumer import RequestConsumer
 from executors.control import CanceledIds, ControlListener
 from executors.pool import ModelPool, intra_op_threads
@@ -64,10 +66,13 @@ class Executor:
         self.settings, self.pool, self.mode = settings, pool, mode
         self.topics = Topics(settings.kafka.topic_prefix)
         self.source = executor_source()
-        canceled = CanceledIds(settings.executor.canceled_ids_kept)
-        self.server = RequestServer(pool, canceled, events_topic=self.topics.events,
+        canceled, attempts = CanceledIds(settings.executor.canceled_ids_kept), Attempts()
+        self.server = RequestServer(pool, canceled, attempts, topics=self.topics,
                                     source=self.source)
-        self.control = ControlListener(settings, canceled, self.server.cancel)
+        self.control = ControlListener(settings, canceled, self.server.cancel, attempts=attempts)
+        self.attempt_log = ControlListener(settings, canceled, self.server.cancel,
+                                           attempts=attempts, topic=self.topics.attempts,
+                                           history_seconds=ATTEMPTS_HISTORY_SECONDS)
         self.assigned = asyncio.Event()
         """Set once the group gave this executor its partitions (tests wait for it)."""
 
@@ -118,15 +123,18 @@ class Executor:
         """One connection to Kafka: serve until `stop`, or raise when Kafka went away (the
         in-flight work drains and what it finished is committed first)."""
         await ensure_topics(self.settings.kafka, [
-            self.topics.events, self.topics.control, self.topics.dead_letter,
+            self.topics.events, self.topics.control, self.topics.attempts, self.topics.dead_letter,
             *(topic for name in self.served for topic in self.topics.all_requests(name))])
         control_stop = asyncio.Event()
         producer = create_producer(self.settings.kafka, client_id="inferhook-executor")
         try:
             await producer.start()
             control = asyncio.create_task(self.control.run(control_stop, producer), name="control")
+            attempt_log = asyncio.create_task(self.attempt_log.run(control_stop, producer),
+                                              name="attempts")
             try:
                 await _first(self.control.caught_up.wait(), control)
+                await _first(self.attempt_log.caught_up.wait(), attempt_log)
                 log.info("executor %s serving %s (%s)", self.source, ", ".join(self.served),
                          self.mode)
                 await RequestConsumer(self.settings, producer, self.server.serve,
@@ -134,7 +142,7 @@ class Executor:
                                       assigned=self.assigned, windows=self._windows()).run(stop)
             finally:
                 control_stop.set()
-                await asyncio.gather(control, return_exceptions=True)
+                await asyncio.gather(control, attempt_log, return_exceptions=True)
         finally:
             await producer.stop()
 

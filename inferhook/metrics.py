@@ -103,12 +103,33 @@ COLD_STARTS = Counter(
 LOAD_SECONDS = Histogram(
     "inferhook_executor_load_seconds", "Seconds a cold start took to load its model.", ["model"],
     buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0))
+RETRIES = Counter(
+    "inferhook_executor_retries",
+    "Runs started again after an attempt was lost to infrastructure, by model and cause "
+    "(crashed: the previous executor vanished; load_failed: the model would not load).",
+    ["model", "cause"])
+INFRASTRUCTURE_FAILURES = Counter(
+    "inferhook_executor_infrastructure_failures",
+    "Predictions failed `infrastructure` (retries spent) and dead-lettered, by model.", ["model"])
+
+# supervisor (cli.autoscale)
+EXECUTOR_REPLICAS = Gauge(
+    "inferhook_executor_replicas", "Executor processes the supervisor runs for a model.", ["model"])
+QUEUE_BACKLOG = Gauge(
+    "inferhook_queue_backlog",
+    "Requests of a model not committed by the executors group (waiting or running), as the "
+    "supervisor scales on it.", ["model"])
+SCALING_DECISIONS = Counter(
+    "inferhook_scaling_decisions",
+    "Supervisor decisions that started or stopped executors, by model, direction (up, down) "
+    "and rule (a, backlog, idle, below, above).", ["model", "direction", "rule"])
 
 ALL: tuple[MetricWrapperBase, ...] = (
     DEPENDENCY_UP, HTTP_REQUESTS, PREDICTIONS_CREATED, PREDICTIONS_COMPLETED, PROJECTION_LAG,
     WEBHOOK_ATTEMPTS, WEBHOOK_LATENCY, OUTBOX_PENDING, OUTBOX_DUE, OUTBOX_OLDEST_DUE_AGE,
     ENDPOINT_ATTEMPTS, ENDPOINT_OLDEST_DUE_AGE, ENDPOINT_PENDING, ENDPOINT_STATE,
-    QUEUE_DEPTH, BATCH_SIZE, RUN_SECONDS, COLD_STARTS, LOAD_SECONDS)
+    QUEUE_DEPTH, BATCH_SIZE, RUN_SECONDS, COLD_STARTS, LOAD_SECONDS, RETRIES,
+    INFRASTRUCTURE_FAILURES, EXECUTOR_REPLICAS, QUEUE_BACKLOG, SCALING_DECISIONS)
 """Every inferhook collector (the dashboard may name only these)."""
 
 

@@ -33,6 +33,7 @@ from ingest import (
     console,
     docs,
     endpoints,
+    executors,
     feed,
     files,
     history,
@@ -219,7 +220,7 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend([_postgres, _changes, _kafka, _probe])
     app.on_startup.append(docs.render_spec)
     for module in (predictions, cancel, history, models, account, system, docs, webhooks, queues,
-                   console, telemetry, files, tasks, feed, endpoints):
+                   console, telemetry, files, tasks, feed, endpoints, executors):
         app.add_routes(module.routes)
     return app
 

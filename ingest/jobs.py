@@ -31,6 +31,7 @@ FAILURES: dict[FailureReason, tuple[int, str]] = {
     FailureReason.EXPIRED_IN_QUEUE: (504, "timeout_error"),
     FailureReason.DEADLINE: (504, "timeout_error"),
     FailureReason.ENQUEUE_FAILED: (503, "server_error"),
+    FailureReason.INFRASTRUCTURE: (503, "server_error"),
     FailureReason.CANCELED_BY_USER: (499, "canceled"),
 }
 """A failure reason's HTTP status and OpenAI-style error type."""

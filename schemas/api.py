@@ -86,7 +86,8 @@ class Prediction(BaseModel):
                                description="True once the TTL passed and input/output/logs are gone")
     metrics: dict[str, float] = Field(
         default_factory=dict,
-        description="Seconds: queue_time, load_time (cold start), predict_time, total_time")
+        description="Seconds: queue_time, load_time (cold start), predict_time, total_time; "
+                    "attempts: runs it took (more than 1 after runs lost to infrastructure)")
     kind: str | None = Field(
         default=None, description="Task kind when made through /v1/async/<kind> (e.g. embeddings)")
     result: Any = Field(

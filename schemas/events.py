@@ -61,6 +61,9 @@ class EventType(StrEnum):
     CANCELED = "inferhook.prediction.canceled"
     CANCEL_REQUESTED = "inferhook.prediction.cancel_requested"
     """On the control topic only: executors stop (or never start) this prediction."""
+    ATTEMPT_STARTED = "inferhook.prediction.attempt_started"
+    """On the control topic only: an executor begins attempt N of this prediction (written
+    durably before the run, so a run lost to a crash still counts; see executors.attempts)."""
 
     @property
     def status(self) -> Status | None:
@@ -123,6 +126,8 @@ class Started(BaseModel):
     phase: str = "running"
     load_time: float | None = None
     """Seconds spent loading the model for this prediction (cold start), when known."""
+    attempt: int | None = None
+    """Which attempt this is (1 for the first run; more after runs lost to infrastructure)."""
 
 
 class Logs(BaseModel):
@@ -153,7 +158,14 @@ class CancelRequested(BaseModel):
     reason: FailureReason = FailureReason.CANCELED_BY_USER
 
 
-EventData = Created | Started | Logs | Output | Completed | CancelRequested
+class AttemptStarted(BaseModel):
+    """Data of `attempt_started` (control topic)."""
+
+    attempt: int = Field(ge=1)
+    started_at: datetime
+
+
+EventData = Created | Started | Logs | Output | Completed | CancelRequested | AttemptStarted
 
 _DATA_MODEL: dict[EventType, type[BaseModel]] = {
     EventType.CREATED: Created,
@@ -164,6 +176,7 @@ _DATA_MODEL: dict[EventType, type[BaseModel]] = {
     EventType.FAILED: Completed,
     EventType.CANCELED: Completed,
     EventType.CANCEL_REQUESTED: CancelRequested,
+    EventType.ATTEMPT_STARTED: AttemptStarted,
 }
 
 
@@ -231,6 +244,15 @@ def cancel_request(prediction_id: str, *, source: str, reason: FailureReason, no
         id=f"{prediction_id}-cancel-{nonce}", source=source, type=EventType.CANCEL_REQUESTED,
         time=now, subject=prediction_id, sequence=OUT_OF_BAND_SEQUENCE,
         data=CancelRequested(requested_at=now, reason=reason))
+
+
+def attempt_started(prediction_id: str, attempt: int, *, source: str, now: datetime
+                    ) -> PredictionEvent:
+    """An `attempt_started` for the control topic: `source` begins run number `attempt`."""
+    return PredictionEvent(
+        id=f"{prediction_id}-attempt-{attempt}", source=source, type=EventType.ATTEMPT_STARTED,
+        time=now, subject=prediction_id, sequence=attempt,
+        data=AttemptStarted(attempt=attempt, started_at=now))
 
 
 def out_of_band_outcome(prediction_id: str, *, source: str, event_type: EventType,

@@ -65,3 +65,14 @@ class ModelManifest(BaseModel):
     max_queue_depth: int | None = Field(default=None, ge=1)
     """Predictions of this model that may be pending at once (every owner and priority);
     creates beyond it get 429. None: unbounded. INFERHOOK_API_QUEUE_DEPTH_LIMITS overrides."""
+    max_retries: int = Field(default=2, ge=0, le=20)
+    """Runs lost to infrastructure (executor crash or kill, a model that would not load) are
+    run again up to this many times; then the prediction fails `infrastructure`."""
+    min_replicas: int = Field(default=0, ge=0, le=64)
+    """Executor processes the supervisor keeps running for this model even when it is idle
+    (0: scaled to zero after `idle_seconds`, started again on the first request)."""
+    max_replicas: int = Field(default=1, ge=1, le=64)
+    """Executor processes the supervisor may run for this model while its backlog grows."""
+    idle_seconds: float = Field(default=300.0, ge=0)
+    """How long the model's queue must be empty before the supervisor stops its executors
+    down to `min_replicas`."""

@@ -32,3 +32,6 @@ class FailureReason(StrEnum):
     ENQUEUE_FAILED = "enqueue_failed"
     CANCELED_BY_USER = "canceled_by_user"
     DEADLINE = "deadline"
+    INFRASTRUCTURE = "infrastructure"
+    """Every attempt was lost to the infrastructure (executor crash, kill, a model that
+    would not load) and the manifest's `max_retries` are spent."""

@@ -7,6 +7,7 @@
 | `<prefix>.requests.<owner>.<name>.batch` | prediction id | ingest (priority `batch`)    |
 | `<prefix>.events`                  | prediction id | ingest, executors, dispatcher  |
 | `<prefix>.control`                 | prediction id | ingest                         |
+| `<prefix>.attempts`                | prediction id | executors                      |
 | `<prefix>.dead-letter`             | original key  | executors                      |
 
 A model's `default` topic keeps the name it had before priorities existed; its other two
@@ -44,6 +45,12 @@ class Topics:
     def control(self) -> str:
         """Cancel requests that every executor reads."""
         return f"{self.prefix}.control"
+
+    @property
+    def attempts(self) -> str:
+        """The attempt each executor starts per prediction, read by every executor
+        (executors.attempts: runs lost to infrastructure are counted and retried)."""
+        return f"{self.prefix}.attempts"
 
     @property
     def dead_letter(self) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from bench.benchmarks import (
     capacity,
+    coldstart,
     cpu,
     create,
     durable,
@@ -19,6 +20,7 @@ from bench.benchmarks import (
     profiles,
     projection,
     scale,
+    scalezero,
     scheduling,
     speech,
     wait,
@@ -47,6 +49,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "feed": feed.run,
     "speech": speech.run,
     "first_token": first_token.run,
+    "coldstart": coldstart.run,
+    "scalezero": scalezero.run,
     "scale": scale.run,
 }
 """Every benchmark, in the order a full run takes them (cpu on a quiet stack, before the
