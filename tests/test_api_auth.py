@@ -14,7 +14,7 @@ from ingest.openapi import documented_routes
 from tests.support import Stack
 
 PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/metrics",
-          "/console", "/console/app.js", "/console/console.css"}
+          "/console", "/console/app.js", "/console/endpoints.js", "/console/console.css"}
 
 
 async def cli(settings: Settings, *args: str) -> tuple[int, str]:
