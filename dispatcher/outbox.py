@@ -44,6 +44,7 @@ from dispatcher.endpointhealth import EndpointHealth
 from dispatcher.pacing import RateWindow
 from dispatcher.sender import Attempt, Signing, send
 from inferhook import metrics, tracing
+from inferhook.db import driver_connection
 from inferhook.logs import bind_prediction
 from inferhook.resilience import Dependency, PartHealth
 from inferhook.settings import WebhookSettings
@@ -216,7 +217,8 @@ class OutboxWorker:
         """Lease up to `limit` due rows, within every endpoint's room."""
         blocked, limited, rooms = self.endpoints.limits(time.monotonic())
         claim = uuid.uuid4().hex
-        async with self.engine.begin() as conn:
+        # One statement, committed on its own, on asyncpg's connection (no BEGIN, COMMIT).
+        async with driver_connection(self.engine) as conn:
             rows = await outbox.claim(conn, claim_id=claim, limit=limit, scan=limit * 4,
                                       lease=self.lease, cap=self.endpoints.cap,
                                       blocked=blocked, limited=limited, rooms=rooms)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, RowMapping, text
+from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas.events import EventType
@@ -276,15 +276,15 @@ async def replace(conn: Connection,
             for row_id, (w, s, t, b) in replacements.items()])})
 
 
-async def claim(conn: AsyncConnection, *, claim_id: str, limit: int, scan: int, lease: float,
+async def claim(conn: Connection, *, claim_id: str, limit: int, scan: int, lease: float,
                 cap: int, blocked: Sequence[str], limited: Sequence[str],
-                rooms: Sequence[int]) -> Sequence[RowMapping]:
+                rooms: Sequence[int]) -> Sequence[Mapping[str, Any]]:
     """Lease up to `limit` due rows (among the `scan` due soonest) for `lease` seconds: only
     the lowest pending sequence of a prediction, none of a `blocked` endpoint, at most `cap`
     per endpoint (`rooms` for the `limited` ones). Rows come with the owner's signing keys."""
-    return (await conn.execute(CLAIM, {
+    return await fetch(conn, CLAIM, {
         "blocked": list(blocked), "limited": list(limited), "rooms": list(rooms), "cap": cap,
-        "scan": scan, "limit": limit, "claim": claim_id, "lease": lease})).mappings().all()
+        "scan": scan, "limit": limit, "claim": claim_id, "lease": lease})
 
 
 async def record(conn: AsyncConnection, outcomes: Sequence[dict[str, Any]]) -> None:
