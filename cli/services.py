@@ -13,7 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from cli.command import Handler, Subparsers
-from cli.supervise import Service, Supervisor
+from cli.supervise import Service, Supervisor, stop_on_signals
 from inferhook.settings import Settings
 
 
@@ -49,17 +49,10 @@ def ingest_workers(count: int) -> None:
     supervisor = Supervisor([
         Service(f"ingest-{n}", [sys.executable, "-m", "cli", "ingest", "--reuse-port"])
         for n in range(1, count + 1)])
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    stopping = stop_on_signals()
     supervisor.start()
     try:
-        supervisor.run(lambda: stopping)
+        supervisor.run(stopping)
     finally:
         supervisor.stop()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import time
 from cli.infra import InfraError, LocalKafka, LocalKafkaCluster, LocalPostgres
 from cli.infra.kafka import resolve_jars
 from cli.infra.process import port_open, wait_until
-from cli.supervise import Service, Supervisor
+from cli.supervise import Service, Supervisor, stop_on_signals
 from inferhook.catalog import CatalogEntry, load_catalog
 from inferhook.db import create_engine, migrate
 from inferhook.settings import Settings
@@ -201,21 +200,14 @@ def up(settings: Settings) -> None:
                 env={**env, "INFERHOOK_METRICS_PORT": str(DEV_METRICS_PORTS.get(name, 0))})
         for name in SERVICES])
     supervisor.start()
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    stopping = stop_on_signals()
     try:
         def ingest_listens() -> bool:
             supervisor.check()
-            return stopping or port_open(settings.port, settings.host)
+            return stopping() or port_open(settings.port, settings.host)
 
         wait_until(ingest_listens, timeout=120, what="ingest", log=None)
-        if not stopping:
+        if not stopping():
             print(f"\ninferhook is up: {settings.base_url}  (console: {settings.base_url}/console)\n"
                   f"dev API key (owner {DEV_OWNER}): {key}\n"
                   f"  export INFERHOOK_API_KEY={key}\n"
@@ -224,7 +216,7 @@ def up(settings: Settings) -> None:
                   + ", ".join(f"http://127.0.0.1:{port}/metrics ({name})"
                               for name, port in DEV_METRICS_PORTS.items())
                   + "\nCtrl-C stops everything.\n", flush=True)
-        supervisor.run(lambda: stopping)
+        supervisor.run(stopping)
     finally:
         supervisor.stop(timeout=15)
         infra_down(settings, started)

@@ -9,6 +9,7 @@ crashes once a day restarts at once and one that crashes at start backs off to t
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -93,3 +94,12 @@ class Supervisor:
                 terminate(service.process.pid, timeout=timeout)
             if service.process is not None:
                 service.process.wait()  # reap it
+
+
+def stop_on_signals() -> Callable[[], bool]:
+    """Catch SIGINT and SIGTERM from now on; the returned function says whether one came
+    (a supervising loop's `stopping`, so it can stop its services in order)."""
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda number, _: caught.append(number))
+    signal.signal(signal.SIGTERM, lambda number, _: caught.append(number))
+    return lambda: bool(caught)

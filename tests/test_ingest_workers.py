@@ -47,7 +47,9 @@ async def test_workers_share_the_port_and_are_restarted(settings: Settings) -> N
                          what="two workers listening")
         first = listeners(parent, port)
 
-        async with aiohttp.ClientSession() as http:
+        # A new connection per request: the kernel then spreads them over live workers only
+        # (a kept-alive connection to the killed worker would fail as with any server).
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
             async def answers() -> bool:
                 try:
                     async with http.get(f"{base_url}/v1/models",
