@@ -63,6 +63,8 @@ class RequestServer:
                  topics: Topics, source: str) -> None:
         self.pool, self.canceled, self.attempts = pool, canceled, attempts
         self.topics, self.source = topics, source
+        self._recording: set[asyncio.Task[None]] = set()
+        """First attempts' records on their way to Kafka (see `_begin_attempt`)."""
         self.jobs: dict[str, Job] = {}
         """Jobs in progress by prediction id (so that a cancel finds its job)."""
 
@@ -123,16 +125,33 @@ class RequestServer:
 
     async def _begin_attempt(self, job: Job, producer: AIOKafkaProducer, attempt: int,
                              record: Record) -> None:
-        """Record attempt `attempt` durably on the attempts topic before anything runs, so a
-        run lost to a crash from here on still counts."""
-        await publish(producer, self.topics.attempts,
-                      attempt_started(job.id, attempt, source=self.source, now=utcnow()))
+        """Record attempt `attempt` on the attempts topic, so a run lost to a crash counts.
+
+        A retry's record is durable before it runs, so a request that crashes its executor
+        is given up after `max_retries`. A first attempt runs at once and its record follows:
+        waiting held the model's window (one batch) over a Kafka round trip per run, which at
+        `max_batch: 1` ran one request per round trip (the 3-broker chaos run fell behind).
+        A crash before that record is durable costs one more first attempt, no more.
+        """
+        write = publish(producer, self.topics.attempts,
+                        attempt_started(job.id, attempt, source=self.source, now=utcnow()))
+        if attempt > 1:
+            await write
+        else:
+            task = asyncio.get_running_loop().create_task(write)
+            self._recording.add(task)
+            task.add_done_callback(self._recorded)
         self.attempts.record(job.id, attempt)
         job.attempt = attempt
         if attempt > 1:
             cause = "load_failed" if lost_in_headers(record.headers) else "crashed"
             metrics.RETRIES.labels(job.model, cause).inc()
             log.info("prediction %s: attempt %d (%s)", job.id, attempt, cause)
+
+    def _recorded(self, task: asyncio.Task[None]) -> None:
+        self._recording.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("attempt record not written (a crash now reruns attempt 1): %r", exc)
 
     async def _requeue(self, job: Job, producer: AIOKafkaProducer, record: Record, *,
                        lost: str) -> None:
