@@ -43,7 +43,11 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with KafkaContainer("apache/kafka:4.1.1").with_kraft() as container:
             yield container.get_bootstrap_server()
         return
-    kafka = LocalKafka(tmp_path_factory.mktemp("kafka"), resolve_jars(REPO_ROOT / ".state" / "kafka-jars"))
+    # One broker for the whole session, and every test makes topics of its own prefix (three
+    # request topics per model since priorities): 512 MB of heap ran out of metadata room
+    # late in the suite (OutOfMemoryError in the raft thread).
+    kafka = LocalKafka(tmp_path_factory.mktemp("kafka"), resolve_jars(REPO_ROOT / ".state" / "kafka-jars"),
+                       heap="2g")
     kafka.start()
     try:
         yield kafka.bootstrap
