@@ -48,15 +48,21 @@ _POSTGRES_AWAY = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
 """Errors of Postgres's client saying the server (or the way to it) is gone: class 08,
 `the database system is starting up`/`shutting down`, a closed connection, a full pool."""
 
+_KAFKA_NO_METADATA = "Unable to get cluster metadata"
+"""How aiokafka's plain, non-retriable `KafkaError` begins when no known broker answered a
+metadata request (`AIOKafkaClient.fetch_all_metadata`, used by topic creation and
+`consumer.topics()`): every broker it knows is away or hung."""
+
 
 def outage(exc: BaseException, *, network: Dependency | None = None) -> Dependency | None:
     """The server `exc` says is away, or None when it says something else (a bug, bad data).
 
     The error and its causes are asked (SQLAlchemy wraps asyncpg's errors, which may wrap
-    an OSError). Kafka: an aiokafka error that calls itself `retriable`, a timeout or a
-    lost connection. Postgres: a connection-level error of asyncpg, or one SQLAlchemy
-    invalidated its connection for. A bare network error (OSError, TimeoutError) names no
-    server: it is charged to `network`, the one the failing code talks to.
+    an OSError). Kafka: an aiokafka error that calls itself `retriable`, a timeout, a
+    lost connection, or metadata no broker answered for. Postgres: a connection-level
+    error of asyncpg, or one SQLAlchemy invalidated its connection for. A bare network
+    error (OSError, TimeoutError) names no server: it is charged to `network`, the one the
+    failing code talks to.
     """
     seen: BaseException | None = exc
     bare_network = False
@@ -64,7 +70,8 @@ def outage(exc: BaseException, *, network: Dependency | None = None) -> Dependen
         if seen is None:
             break
         if isinstance(seen, KafkaError):
-            away = seen.retriable or isinstance(seen, (KafkaTimeoutError, KafkaConnectionError))
+            away = (seen.retriable or isinstance(seen, (KafkaTimeoutError, KafkaConnectionError))
+                    or (bool(seen.args) and str(seen.args[0]).startswith(_KAFKA_NO_METADATA)))
             return Dependency.KAFKA if away else None
         if isinstance(seen, _POSTGRES_AWAY) or (isinstance(seen, DBAPIError)
                                                  and seen.connection_invalidated):

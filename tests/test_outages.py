@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -24,7 +26,8 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
-from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaTimeoutError
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError, KafkaTimeoutError
 from pydantic import SecretStr
 from sqlalchemy.exc import DBAPIError
 
@@ -302,12 +305,38 @@ def test_outage_asks_the_error_and_its_causes() -> None:
     assert outage(KafkaConnectionError("gone")) is Dependency.KAFKA
     assert outage(KafkaTimeoutError()) is Dependency.KAFKA
     assert outage(CommitFailedError("rebalanced")) is None  # not an outage
+    assert outage(KafkaError("Unexpected error during batch delivery")) is None
     assert outage(wrapped(asyncpg.CannotConnectNowError("starting up"))) is Dependency.POSTGRES
     assert outage(wrapped(asyncpg.UniqueViolationError("dup"))) is None
     assert outage(ConnectionRefusedError(111, "refused")) is None  # names no server …
     assert outage(ConnectionRefusedError(111, "refused"),
                   network=Dependency.POSTGRES) is Dependency.POSTGRES  # … unless told which
     assert outage(ValueError("bug"), network=Dependency.POSTGRES) is None
+
+
+async def test_a_hung_broker_is_an_outage(tmp_path: Path) -> None:
+    """A broker that stops answering (SIGSTOP: its port still accepts) makes aiokafka's
+    metadata fetch fail with a plain, non-retriable KafkaError. An executor creating its
+    topics at start met it and exited; it must be an outage, waited out like any other."""
+    kafka = LocalKafka(tmp_path / "kafka", resolve_jars(REPO_ROOT / ".state" / "kafka-jars"),
+                       port=free_port())
+    await asyncio.to_thread(kafka.start)
+    assert kafka.pid is not None
+    metadata = AIOKafkaClient(bootstrap_servers=kafka.bootstrap, request_timeout_ms=2000)
+    try:
+        await metadata.bootstrap()
+        os.kill(kafka.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(KafkaError) as raised:
+                await metadata.fetch_all_metadata()
+        finally:
+            os.kill(kafka.pid, signal.SIGCONT)
+        assert not raised.value.retriable
+        assert outage(raised.value) is Dependency.KAFKA
+        assert (await metadata.fetch_all_metadata()).brokers()  # answers again once resumed
+    finally:
+        await metadata.close()
+        await asyncio.to_thread(kafka.stop)
 
 
 def test_supervisor_restarts_what_exits_and_leaves_the_rest(tmp_path: Path) -> None:
