@@ -9,13 +9,17 @@ topic prefix and clean tables.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import suppress
 from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
 from sqlalchemy import text
 
@@ -102,9 +106,10 @@ def built_models() -> Path:
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str, database_url: str, built_models: Path) -> Settings:
-    """Settings for one test: its own topic prefix and ports, short webhook retries."""
-    return Settings(
+def settings(kafka_bootstrap: str, database_url: str, built_models: Path) -> Iterator[Settings]:
+    """Settings for one test: its own topic prefix and ports, short webhook retries. The
+    prefix's topics are deleted after the test."""
+    made = Settings(
         host="127.0.0.1", port=free_port(), models_dir=built_models, dev=True,
         kafka=KafkaSettings(bootstrap=kafka_bootstrap,
                             topic_prefix=f"t{uuid.uuid4().hex[:10]}", partitions=2),
@@ -112,6 +117,32 @@ def settings(kafka_bootstrap: str, database_url: str, built_models: Path) -> Set
         webhook=WebhookSettings(retry_schedule=[0, 0.2, 0.5, 1.0], timeout=3.0,
                                 allow_nets=[ip_network("127.0.0.1/32")]),
     )
+    yield made
+    drop_topics(made.kafka)
+
+
+def drop_topics(kafka: KafkaSettings) -> None:
+    """Delete the topics of one test's prefix, so the session broker's metadata does not
+    grow with every test. Best effort, in a thread of its own (a test's event loop is gone
+    by now): a broker the test left stopped keeps them."""
+    async def drop() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap, request_timeout_ms=10_000)
+        await admin.start()
+        try:
+            mine = [name for name in await admin.list_topics()
+                    if name.startswith(f"{kafka.topic_prefix}.")]
+            if mine:
+                await admin.delete_topics(mine)
+        finally:
+            await admin.close()
+
+    def run() -> None:
+        with suppress(Exception):
+            asyncio.run(drop())
+
+    worker = threading.Thread(target=run, name="drop-topics")
+    worker.start()
+    worker.join(timeout=30)
 
 
 @pytest.fixture
