@@ -69,11 +69,14 @@ class Autoscaler:
     """Scales the executors of every model of the catalog until stopped."""
 
     def __init__(self, settings: Settings, *, env: dict[str, str] | None = None,
-                 interval: float = 1.0, spare: bool = True,
+                 interval: float = 1.0, spare: bool = True, tell_loading: bool = True,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.settings, self.env, self.interval, self.clock = settings, env, interval, clock
         self.keep_spare = spare
         """Keep one warm spare executor (imports done) for the next scale-up."""
+        self.tell_loading = tell_loading
+        """Tell requests waiting on a model being started `loading` (off: they show `pending`
+        until an executor takes them; the scalezero benchmark's baseline)."""
         self._spare: subprocess.Popen[bytes] | None = None
         self.models = {name: ModelReplicas(name, ScalePolicy.of(entry.manifest))
                        for name, entry in load_catalog(settings.models_dir).items()}
@@ -116,7 +119,7 @@ class Autoscaler:
                 for state in self.models.values():
                     load = self.last[state.model]
                     self.tick(state, load)
-                    if starting(state, load):
+                    if self.tell_loading and starting(state, load):
                         await self._tell_loading(notices, state, load)
                 with suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.interval)
