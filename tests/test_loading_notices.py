@@ -1,0 +1,97 @@
+"""cli.loading on real Kafka: the supervisor's `loading` for every request the executors group
+has not committed, on every priority topic and partition, once each, as the executor's own
+cold-start event (same id and sequence), and none for what the group committed.
+"""
+
+from __future__ import annotations
+
+from aiokafka import TopicPartition
+
+from cli.loading import LoadingNotices
+from inferhook.groups import GroupWatch
+from inferhook.kafka import create_consumer, create_producer
+from inferhook.settings import Settings
+from schemas.events import LOADING_SEQUENCE, EventType, Started, event_id
+from schemas.priority import Priority
+from schemas.topics import Topics
+from tests.executor_kit import EventLog, Requests
+
+SPIN = "inferhook/spin"
+
+
+async def commit_first(settings: Settings, topic: str, partition: int, offset: int) -> None:
+    """Commit `offset` for the executors group, as an executor that finished the records
+    before it would."""
+    consumer = create_consumer(settings.kafka, client_id="tests",
+                               group_id=Topics(settings.kafka.topic_prefix).executors_group)
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, partition)])
+        await consumer.commit({TopicPartition(topic, partition): offset})
+    finally:
+        await consumer.stop()
+
+
+async def test_every_uncommitted_request_is_told_loading_once(settings: Settings) -> None:
+    topics = Topics(settings.kafka.topic_prefix)
+    async with Requests.open(settings, [SPIN]) as requests, EventLog.follow(settings) as events:
+        # The executors group finished `done` (the first record of its partition) already.
+        done = await requests.create(SPIN, {"milliseconds": 1}, priority=Priority.BATCH)
+        where, end = await _partition_ending_with(settings, topics.requests(SPIN, Priority.BATCH),
+                                                  done)
+        await commit_first(settings, where.topic, where.partition, end)
+        ids = [await requests.create(SPIN, {"milliseconds": 1}, owner=f"o{i}",
+                                     priority=list(Priority)[i % 3]) for i in range(12)]
+        watch = GroupWatch(settings.kafka)
+        await watch.start()
+        notices = LoadingNotices(settings.kafka)
+        await notices.start()
+        try:
+            load = (await watch.read([SPIN]))[SPIN]
+            told = await notices.announce(load.uncommitted)
+            again = await notices.announce(load.uncommitted)
+        finally:
+            await notices.close()
+            await watch.close()
+        await events.wait_until(lambda: all(events.of(i) for i in ids))
+    assert {tp.topic for tp in load.uncommitted} == set(topics.all_requests(SPIN)), \
+        "requests waiting on every priority topic"
+    assert sorted(told) == sorted(ids), "every uncommitted request, none committed"
+    assert again == [], "once each"
+    for prediction_id in ids:
+        (event,) = events.of(prediction_id)
+        assert event.type is EventType.STARTED and isinstance(event.data, Started)
+        assert event.data.phase == "loading"
+        assert (event.id, event.sequence) == (event_id(prediction_id, LOADING_SEQUENCE),
+                                              LOADING_SEQUENCE)
+    assert events.of(done) == []
+
+
+async def _partition_ending_with(settings: Settings, topic: str, prediction_id: str
+                                 ) -> tuple[TopicPartition, int]:
+    """The partition of `topic` whose last record is `prediction_id`'s, and its end offset."""
+    consumer = create_consumer(settings.kafka, client_id="tests", group_id=None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(await _partitions(settings, topic))]
+        ends = await consumer.end_offsets(partitions)
+        consumer.assign([tp for tp in partitions if ends[tp] > 0])
+        for tp in consumer.assignment():
+            consumer.seek(tp, ends[tp] - 1)
+        last: dict[TopicPartition, str] = {}
+        while len(last) < len(consumer.assignment()):
+            for tp, records in (await consumer.getmany(timeout_ms=5000)).items():
+                last[tp] = dict(records[-1].headers)["ce_subject"].decode()
+        (where,) = [tp for tp, subject in last.items() if subject == prediction_id]
+        return where, ends[where]
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(settings: Settings, topic: str) -> set[int]:
+    producer = create_producer(settings.kafka, client_id="tests")
+    await producer.start()
+    try:
+        return set(await producer.partitions_for(topic))
+    finally:
+        await producer.stop()
