@@ -77,28 +77,28 @@ class LoadingNotices:
     async def announce(self, uncommitted: Mapping[TopicPartition, tuple[int, int]]) -> list[str]:
         """Emit `loading` for each request in `uncommitted` (partition → [first, end) offsets)
         not told before; return the prediction ids told now, once their events are durable."""
-        waiting = [(pid, headers) for pid, headers in await self._read(uncommitted)
-                   if pid not in self._told]
+        waiting = await self._read(uncommitted)
         now = utcnow()
         await asyncio.gather(*(publish(self._producer, self._events, _loading(pid, now),
                                        trace_context=tracing.from_kafka(headers))
-                               for pid, headers in waiting))
-        for pid, _ in waiting:
+                               for pid, headers in waiting.items()))
+        for pid in waiting:
             self._told[pid] = None
         while len(self._told) > self.remember:
             self._told.popitem(last=False)
-        return [pid for pid, _ in waiting]
+        return list(waiting)
 
     async def _read(self, uncommitted: Mapping[TopicPartition, tuple[int, int]]
-                    ) -> list[tuple[str, list[tuple[str, bytes]]]]:
-        """(prediction id, headers) of the records in the ranges, up to `limit` of them."""
+                    ) -> dict[str, list[tuple[str, bytes]]]:
+        """The headers of the records in the ranges not told before, up to
+        `limit` of them (the next look reads on past the told ones), by prediction id."""
         if not uncommitted:
-            return []
+            return {}
         consumer = self._consumer
         consumer.assign(list(uncommitted))
         for tp, (first, _) in uncommitted.items():
             consumer.seek(tp, first)
-        found: list[tuple[str, list[tuple[str, bytes]]]] = []
+        found: dict[str, list[tuple[str, bytes]]] = {}
         left = {tp for tp, (first, end) in uncommitted.items() if end > first}
         deadline = time.monotonic() + READ_SECONDS
         while left and len(found) < self.limit and time.monotonic() < deadline:
@@ -107,12 +107,14 @@ class LoadingNotices:
                 end = uncommitted[tp][1]
                 for record in records:
                     subject = dict(record.headers).get("ce_subject")
-                    if record.offset < end and subject:
-                        found.append((subject.decode("utf-8", "replace"), list(record.headers)))
+                    pid = subject.decode("utf-8", "replace") if subject else None
+                    if record.offset < end and pid and pid not in self._told \
+                            and len(found) < self.limit:
+                        found.setdefault(pid, list(record.headers))
             for tp in list(left):
                 if await consumer.position(tp) >= uncommitted[tp][1]:
                     left.discard(tp)
-        return found[:self.limit]
+        return found
 
 
 def _loading(prediction_id: str, now: datetime) -> PredictionEvent:

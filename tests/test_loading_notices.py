@@ -1,6 +1,7 @@
 """cli.loading on real Kafka: the supervisor's `loading` for every request the executors group
-has not committed, on every priority topic and partition, once each, as the executor's own
-cold-start event (same id and sequence), and none for what the group committed.
+has not committed, on every priority topic and partition, once each (`limit` a look, the
+next look reading on), as the executor's own cold-start event (same id and sequence), and
+none for what the group committed.
 """
 
 from __future__ import annotations
@@ -44,20 +45,20 @@ async def test_every_uncommitted_request_is_told_loading_once(settings: Settings
                                      priority=list(Priority)[i % 3]) for i in range(12)]
         watch = GroupWatch(settings.kafka)
         await watch.start()
-        notices = LoadingNotices(settings.kafka)
+        notices = LoadingNotices(settings.kafka, limit=5)
         await notices.start()
         try:
             load = (await watch.read([SPIN]))[SPIN]
-            told = await notices.announce(load.uncommitted)
-            again = await notices.announce(load.uncommitted)
+            rounds = [await notices.announce(load.uncommitted) for _ in range(4)]
         finally:
             await notices.close()
             await watch.close()
         await events.wait_until(lambda: all(events.of(i) for i in ids))
     assert {tp.topic for tp in load.uncommitted} == set(topics.all_requests(SPIN)), \
         "requests waiting on every priority topic"
-    assert sorted(told) == sorted(ids), "every uncommitted request, none committed"
-    assert again == [], "once each"
+    assert [len(told) for told in rounds] == [5, 5, 2, 0], "5 a look, each once, read on past"
+    assert sorted(i for told in rounds for i in told) == sorted(ids), \
+        "every uncommitted request, none committed"
     for prediction_id in ids:
         (event,) = events.of(prediction_id)
         assert event.type is EventType.STARTED and isinstance(event.data, Started)
