@@ -102,8 +102,11 @@ async def run(ctx: Context) -> list[Result]:
     """Request → loading (GET), → started (executor) and → completed for spin at zero: a
     new process against the warm spare, each with and without the supervisor's `loading`."""
     models = spin_at_zero(ctx)
-    fresh_before = await from_zero(ctx, models, spare=False, tell=False)
+    # Alternated, so neither variant always comes right after the other: a new member's
+    # join waits for the group's other members (the stack's digits executor) to rejoin, up
+    # to a heartbeat interval, and that wait varies from run to run.
     fresh = await from_zero(ctx, models, spare=False, tell=True)
+    fresh_before = await from_zero(ctx, models, spare=False, tell=False)
     spare_before = await from_zero(ctx, models, spare=True, tell=False)
     spare = await from_zero(ctx, models, spare=True, tell=True)
     ctx.note("scalezero", "spin at zero, one request of 10 ms, creation → GET shows loading / "
