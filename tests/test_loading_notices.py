@@ -1,21 +1,26 @@
 """cli.loading on real Kafka: the supervisor's `loading` for every request the executors group
 has not committed, on every priority topic and partition, once each (`limit` a look, the
 next look reading on), as the executor's own cold-start event (same id and sequence), and
-none for what the group committed.
+none for what the group committed; and a prediction told `loading` whose executor never
+comes is reaped after `load_grace`, the executor that comes later skipping it.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiokafka import TopicPartition
 
 from cli.loading import LoadingNotices
+from executors.worker import Executor, load_models
 from inferhook.groups import GroupWatch
 from inferhook.kafka import create_consumer, create_producer
 from inferhook.settings import Settings
 from schemas.events import LOADING_SEQUENCE, EventType, Started, event_id
 from schemas.priority import Priority
 from schemas.topics import Topics
-from tests.executor_kit import EventLog, Requests
+from tests.executor_kit import EventLog, Requests, running
+from tests.support import dispatcher_running, query, wait_until
 
 SPIN = "inferhook/spin"
 
@@ -96,3 +101,42 @@ async def _partitions(settings: Settings, topic: str) -> set[int]:
         return set(await producer.partitions_for(topic))
     finally:
         await producer.stop()
+
+
+async def _row(settings: Settings, prediction_id: str) -> dict[str, Any]:
+    rows = await query(settings, "SELECT status, phase, error FROM predictions WHERE id = :p",
+                       p=prediction_id)
+    return rows[0] if rows else {}
+
+
+async def test_told_loading_with_no_executor_is_reaped_after_load_grace_and_then_skipped(
+        settings: Settings, clean_db: None) -> None:
+    settings.webhook.reaper_interval = 0.2
+    settings.webhook.load_grace = 1.0
+    async with Requests.open(settings, [SPIN]) as requests, EventLog.follow(settings) as events:
+        prediction_id = await requests.create(SPIN, {"milliseconds": 1})
+        watch, notices = GroupWatch(settings.kafka), LoadingNotices(settings.kafka)
+        await watch.start()
+        await notices.start()
+        try:
+            # The supervisor said `loading`, then its executor never came.
+            assert await notices.announce((await watch.read([SPIN]))[SPIN].uncommitted) \
+                == [prediction_id]
+        finally:
+            await notices.close()
+            await watch.close()
+        async with dispatcher_running(settings, deliver=False):
+            await wait_until(lambda: _ended(settings, prediction_id), what="reaped")
+        reaped = await _row(settings, prediction_id)
+        # An executor that comes later takes the request and skips it: the reaper's
+        # cancel is on the control topic.
+        async with running(Executor.dedicated(settings, load_models(settings, [SPIN]))):
+            other = await requests.create(SPIN, {"milliseconds": 1})
+            assert (await events.outcome(other)).type is EventType.SUCCEEDED
+    assert (reaped["status"], reaped["error"]["reason"]) == ("failed", "timed_out")
+    executors = [e for e in events.of(prediction_id) if e.source.startswith("inferhook/executor/")]
+    assert executors == [], "the executor never ran it"
+
+
+async def _ended(settings: Settings, prediction_id: str) -> bool:
+    return (await _row(settings, prediction_id)).get("status") == "failed"
