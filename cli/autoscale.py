@@ -2,16 +2,19 @@
 
 Every `interval` seconds the supervisor reads each model's backlog from the executors
 group (inferhook.groups), asks cli.scaling for the replicas it should have, and starts
-(`inferhook executor <model>`, pooled, so the first request shows phase `loading` while
-the model loads) or stops (SIGTERM: in-flight work drains, the partitions move on) the
-difference. A new replica is the warm spare when one is ready: a process started
-beforehand with `inferhook executor --standby`, its imports done, told its model on stdin,
-so scaling from zero skips process start and imports (a new spare is started at once).
-A replica that exits on its own is counted out and started again when the
-rule still wants it, after a backoff when it keeps crashing. Each decision that changes
-something is logged and counted (`inferhook_scaling_decisions_total`); the replicas per
-model are a gauge (`inferhook_executor_replicas`). Executors run in the supervisor's
-process group, so stopping the group (as `inferhook up` does) stops them too.
+(`inferhook executor <model>`, pooled: it loads its model on the first request) or
+stops (SIGTERM: in-flight work drains, the partitions move on) the difference. A new
+replica is the warm spare when one is ready: a process started beforehand with
+`inferhook executor --standby`, its imports done, told its model on stdin, so scaling
+from zero skips process start and imports (a new spare is started at once). While a
+model's executors are started but none has joined the group yet, the requests waiting
+for it are told `started`, phase `loading` (cli.loading), from the look that decided it:
+a model at zero shows `loading` at once, never `pending` for seconds nor a 503. A
+replica that exits on its own is counted out and started again when the rule still
+wants it, after a backoff when it keeps crashing. Each decision that changes something
+is logged and counted (`inferhook_scaling_decisions_total`); the replicas per model are
+a gauge (`inferhook_executor_replicas`). Executors run in the supervisor's process
+group, so stopping the group (as `inferhook up` does) stops them too.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 
+from cli.loading import LoadingNotices
 from cli.scaling import Decision, Observed, ScalePolicy, decide
 from cli.supervise import RESTART
 from inferhook import metrics
@@ -65,16 +69,21 @@ class Autoscaler:
     """Scales the executors of every model of the catalog until stopped."""
 
     def __init__(self, settings: Settings, *, env: dict[str, str] | None = None,
-                 interval: float = 1.0, spare: bool = True,
+                 interval: float = 1.0, spare: bool = True, tell_loading: bool = True,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.settings, self.env, self.interval, self.clock = settings, env, interval, clock
         self.keep_spare = spare
         """Keep one warm spare executor (imports done) for the next scale-up."""
+        self.tell_loading = tell_loading
+        """Tell requests waiting on a model being started `loading` (off: they show `pending`
+        until an executor takes them; the scalezero benchmark's baseline)."""
         self._spare: subprocess.Popen[bytes] | None = None
         self.models = {name: ModelReplicas(name, ScalePolicy.of(entry.manifest))
                        for name, entry in load_catalog(settings.models_dir).items()}
         self.last: dict[str, ModelLoad] = {}
         """What the last look saw, by model."""
+        self.notices: LoadingNotices | None = None
+        """Tells waiting requests their model is loading (while `run` is connected)."""
 
     def replicas(self, model: str) -> int:
         """Executor processes serving `model` now (not counting those stopping)."""
@@ -100,16 +109,30 @@ class Autoscaler:
         await ensure_topics(self.settings.kafka,
                             [t for m in self.models for t in topics.all_requests(m)])
         watch = GroupWatch(self.settings.kafka)
+        notices = LoadingNotices(self.settings.kafka)
         await watch.start()
         try:
+            await notices.start()
+            self.notices = notices
             while not stop.is_set():
                 self.last = await watch.read(self.models)
                 for state in self.models.values():
-                    self.tick(state, self.last[state.model])
+                    load = self.last[state.model]
+                    self.tick(state, load)
+                    if self.tell_loading and starting(state, load):
+                        await self._tell_loading(notices, state, load)
                 with suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.interval)
         finally:
+            self.notices = None
+            await notices.close()
             await watch.close()
+
+    async def _tell_loading(self, notices: LoadingNotices, state: ModelReplicas,
+                            load: ModelLoad) -> None:
+        told = await notices.announce(load.uncommitted)
+        if told:
+            log.info("%s is loading for %d waiting requests", state.model, len(told))
 
     def tick(self, state: ModelReplicas, load: ModelLoad) -> Decision:
         """Count out exited replicas, decide, and start or stop the difference."""
@@ -195,3 +218,9 @@ class Autoscaler:
         except subprocess.TimeoutExpired:
             proc.kill()
             await asyncio.to_thread(proc.wait)
+
+
+def starting(state: ModelReplicas, load: ModelLoad) -> bool:
+    """True while `state`'s model has executors started here and none in the group yet, and
+    requests wait for it: they wait for its model to load."""
+    return bool(state.running) and load.executors == 0 and load.backlog > 0

@@ -5,7 +5,12 @@ on stop. How a request is served is not decided here (serving.py).
 
 Each model's three request topics (one per priority) are read at once; a topic's partitions
 pause while it holds `max_in_flight` records (or `max_in_flight_mb`), so a backlog of one
-priority never stops the others from being read. Held records wait in the scheduler; a
+priority never stops the others from being read. Over all topics, the records held are
+capped at `prefetch_max_bytes`: once a record takes the total to the cap, the records
+fetched after it are given back (their partitions seek back to them) and every topic
+pauses until the total is below the cap again, so an executor serving many models holds
+at most the cap plus one record. The records of a fetch are taken interactive topics
+first, so at the cap the room goes to the most urgent. Held records wait in the scheduler; a
 model gets its next one when fewer than its `max_batch` requests are running, so what runs
 next is chosen when the batch before it ends, not when a record is read. Held records
 that were not started when partitions are revoked (or on stop) are dropped: their offsets
@@ -120,6 +125,10 @@ class RequestConsumer:
         self._held: Counter[str] = Counter()
         """Records taken per topic and not done (held or running)."""
         self._held_bytes: Counter[str] = Counter()
+        self.held_bytes = 0
+        """Bytes of the records held now (prefetched or running), over all topics."""
+        self.peak_held_bytes = 0
+        """The most bytes held at once since start (what `prefetch_max_bytes` bounds)."""
         self._dispatching = False
         self._consumer: AIOKafkaConsumer | None = None
         self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
@@ -154,32 +163,53 @@ class RequestConsumer:
                 refreshed = time.monotonic()
                 await self._report_lag(consumer)
             self._throttle(consumer)
-            batches = await consumer.getmany(timeout_ms=100)
-            for tp, records in batches.items():
-                for record in records:
-                    self._take(tp, record)
+            self._take_all(consumer, await consumer.getmany(timeout_ms=100))
             self._dispatch()
             if time.monotonic() - committed >= COMMIT_EVERY:
                 committed = time.monotonic()
                 await self._commit()
 
     def _throttle(self, consumer: AIOKafkaConsumer) -> None:
-        """Pause the partitions of topics holding their limit; resume the others."""
+        """Pause the partitions of topics holding their limit (all of them at the cap over
+        all topics); resume the others."""
         limit = self.settings.executor.max_in_flight
         limit_bytes = self.settings.executor.max_in_flight_mb * 2**20
         full = {tp for tp in consumer.assignment()
-                if self._held[tp.topic] >= limit or self._held_bytes[tp.topic] >= limit_bytes}
+                if self._capped() or self._held[tp.topic] >= limit
+                or self._held_bytes[tp.topic] >= limit_bytes}
         paused = consumer.paused()
         if full - paused:
             consumer.pause(*(full - paused))
         if paused - full:
             consumer.resume(*(paused - full))
 
+    def _capped(self) -> bool:
+        """True while the records held reach the cap over all topics."""
+        cap = self.settings.executor.prefetch_max_bytes
+        return cap > 0 and self.held_bytes >= cap
+
+    def _take_all(self, consumer: AIOKafkaConsumer,
+                  batches: dict[TopicPartition, list[Record]]) -> None:
+        """Take a fetch's records, interactive topics first, until the cap is reached; give
+        back the rest (their partitions read them again once below the cap)."""
+        urgency = list(Priority)
+        for tp in sorted(batches, key=lambda tp: urgency.index(self._priority(tp))):
+            for record in batches[tp]:
+                if self._capped():
+                    consumer.seek(tp, record.offset)
+                    break
+                self._take(tp, record)
+
+    def _priority(self, tp: TopicPartition) -> Priority:
+        return self.models.get(tp.topic, ("", Priority.DEFAULT))[1]
+
     def _take(self, tp: TopicPartition, record: Record) -> None:
         """Hold a record in the scheduler, or dead-letter it at once if it cannot be decoded."""
         self.tracker.begin(tp, record.offset)
         self._held[tp.topic] += 1
         self._held_bytes[tp.topic] += len(record.value or b"")
+        self.held_bytes += len(record.value or b"")
+        self.peak_held_bytes = max(self.peak_held_bytes, self.held_bytes)
         try:
             event, created = _request_of(record)
         except DecodeError as exc:
@@ -298,6 +328,7 @@ class RequestConsumer:
         """The record no longer counts against its topic's prefetch."""
         self._held[tp.topic] -= 1
         self._held_bytes[tp.topic] -= len(record.value or b"")
+        self.held_bytes -= len(record.value or b"")
 
     async def _dead_letter(self, record: Record, reason: str) -> None:
         await dead_letter(self.producer, self.topics.dead_letter, record, reason=UNDECODABLE,

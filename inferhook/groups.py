@@ -12,8 +12,8 @@ ScaledObject on the same group and topic sees (deploy/kubernetes).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -36,6 +36,9 @@ class ModelLoad:
     """Requests not committed by the executors group (waiting or running)."""
     executors: int
     """Members of the executors group subscribed to the model's request topic."""
+    uncommitted: Mapping[TopicPartition, tuple[int, int]] = field(default_factory=dict)
+    """Each partition's records not committed (the backlog): from the group's committed
+    offset (or the partition's beginning) up to the end offset, end excluded."""
 
 
 class GroupWatch:
@@ -75,14 +78,17 @@ class GroupWatch:
             await self._offsets.beginning_offsets(partitions) if partitions else {})
         committed = await self._admin.list_consumer_group_offsets(self.topics.executors_group)
         backlog = dict.fromkeys(wanted.values(), 0)
+        ranges: dict[str, dict[TopicPartition, tuple[int, int]]] = {m: {} for m in backlog}
         for tp in partitions:
             done = committed.get(tp)
             position = done.offset if done is not None and done.offset >= 0 else starts[tp]
             backlog[wanted[tp.topic]] += max(0, ends[tp] - position)
+            if ends[tp] > position:
+                ranges[wanted[tp.topic]][tp] = (position, ends[tp])
         members = await self._subscriptions()
         return {model: ModelLoad(model, backlog[model], sum(
-            1 for topics in members if any(t in topics for t in self.request_topics(model))))
-            for model in backlog}
+            1 for topics in members if any(t in topics for t in self.request_topics(model))),
+            ranges[model]) for model in backlog}
 
     async def _subscriptions(self) -> list[set[str]]:
         """The topics each member of the executors group subscribes to."""

@@ -178,6 +178,10 @@ class ExecutorSettings(BaseSettings):
     the records held, so a deeper prefetch reaches past a larger flood of one owner."""
     max_in_flight_mb: float = 64.0
     """The same bound on the records' size (their inputs), per request topic."""
+    prefetch_max_bytes: int = 256 * 2**20
+    """Bytes of request records held (prefetched or running) over all request topics of one
+    executor, whatever the models and priorities: every topic pauses at it and resumes below
+    it, so the executor holds at most this plus one record. 0: no cap beyond the per-topic ones."""
     drain_seconds: float = 30.0
     """On SIGTERM (or losing a partition), how long in-flight work may take to finish."""
     session_timeout_ms: int = 10000

@@ -1,10 +1,13 @@
 """POST /v1/predictions/{id}/cancel: stop a prediction, whatever state it is in.
 
-- `pending`: a `cancel_requested` goes to the control topic (executors skip it) and a
-  `canceled` event (reason canceled_by_user, OUT_OF_BAND_SEQUENCE, which outranks any
-  executor event) to the events topic; the answer waits briefly for it to be projected.
-- `started`: only the `cancel_requested`; the executor stops the run and emits `canceled`.
-  Send `Prefer: wait` to get the answer once it has.
+- `pending`, or `started` in phase `loading` (its model is being loaded: nothing runs it
+  yet, and the supervisor says `loading` before any executor has it, cli.loading): a
+  `cancel_requested` goes to the control topic (executors skip it, or stop it if one has it
+  already) and a `canceled` event (reason canceled_by_user, OUT_OF_BAND_SEQUENCE, which
+  outranks any executor event) to the events topic; the answer waits briefly for it to be
+  projected.
+- `started` and running: only the `cancel_requested`; the executor stops the run and emits
+  `canceled`. Send `Prefer: wait` to get the answer once it has.
 - terminal: nothing is sent; the prediction comes back unchanged.
 
 Repeating a cancel is harmless: each ends in the same terminal state.
@@ -72,7 +75,7 @@ async def cancel_prediction(request: web.Request) -> web.Response:
     status = Status(row.status)
     if not status.is_terminal():
         topics, producer = app[TOPICS], app[PRODUCER]
-        pending = status is Status.PENDING
+        pending = status is Status.PENDING or (status is Status.STARTED and row.phase == "loading")
         sends = [publish(producer, topics.control if kind == "control" else topics.events, event)
                  for kind, event in cancel_events(row.id, pending)]
         await asyncio.shield(asyncio.gather(*sends))

@@ -18,7 +18,9 @@ crashed or not, lines up: `started` with phase `loading` is `LOADING_SEQUENCE` (
 runs only), `started` with phase `running` is `RUNNING_SEQUENCE` (2), logs and output
 events count on from 3, and the outcome (`succeeded`/`failed`/`canceled`) is always
 `TERMINAL_SEQUENCE`. So the outcome of a re-run outranks the partial events of a run that
-crashed, and both runs' outcomes share one sequence (one terminal webhook id).
+crashed, and both runs' outcomes share one sequence (one terminal webhook id). The
+supervisor fills the `loading` slot itself for requests waiting on a model it is starting
+(cli.loading): the same id and sequence, so it and the executor's are one event.
 
 One event id everywhere: an event's `ce_id` is `event_id(prediction id, sequence)`, which is
 also its webhook's `webhook-id` and its id in the account event feed (`GET /v1/events`).

@@ -5,7 +5,7 @@
 | `<prefix>.requests.<owner>.<name>` | prediction id | ingest (priority `default`)    |
 | `<prefix>.requests.<owner>.<name>.interactive` | prediction id | ingest (priority `interactive`) |
 | `<prefix>.requests.<owner>.<name>.batch` | prediction id | ingest (priority `batch`)    |
-| `<prefix>.events`                  | prediction id | ingest, executors, dispatcher  |
+| `<prefix>.events`                  | prediction id | ingest, executors, dispatcher, supervisor |
 | `<prefix>.control`                 | prediction id | ingest                         |
 | `<prefix>.attempts`                | prediction id | executors                      |
 | `<prefix>.dead-letter`             | original key  | executors                      |

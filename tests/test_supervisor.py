@@ -1,6 +1,8 @@
 """The supervisor (cli.autoscale) scales a model's executor processes from its backlog: the
 rule without servers, then a model taken from 0 executors to 1 by a request and back to 0
-after idle, watched through GET /v1/executors on a real stack.
+after idle, watched through GET /v1/executors on a real stack; a request at zero shows
+`loading` from the supervisor (cli.loading) before any executor has it, and a cancel then
+ends it without an executor running it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import yaml
 from cli.autoscale import Autoscaler
 from cli.scaling import Observed, ScalePolicy, decide
 from inferhook.settings import Settings
-from schemas.events import EventType, Started
+from schemas.events import LOADING_SEQUENCE, EventType, Started
 from tests.executor_kit import EventLog
 from tests.support import Stack, service_env
 
@@ -69,9 +71,9 @@ def spin_only(settings: Settings, tmp_path: Path, *, max_replicas: int = 1,
 
 
 @asynccontextmanager
-async def supervising(settings: Settings) -> AsyncIterator[Autoscaler]:
+async def supervising(settings: Settings, *, spare: bool = True) -> AsyncIterator[Autoscaler]:
     env = service_env(settings, INFERHOOK_EXECUTOR_SESSION_TIMEOUT_MS="6000")
-    autoscaler = Autoscaler(settings, env=env, interval=0.5)
+    autoscaler = Autoscaler(settings, env=env, interval=0.5, spare=spare)
     stop = asyncio.Event()
     task = asyncio.create_task(autoscaler.run(stop))
     try:
@@ -113,9 +115,77 @@ async def test_model_scales_from_zero_on_a_request_and_back_after_idle(
         await until_executors(stack, "inferhook/spin", 0)
         assert autoscaler.replicas("inferhook/spin") == 0
         assert autoscaler.replicas("inferhook/digits") == 0, "a model without requests stayed at 0"
-    phases = [e.data.phase for e in events.of(prediction["id"])
-              if e.type is EventType.STARTED and isinstance(e.data, Started)]
-    assert phases == ["loading", "running"]
+    assert started_phases(events, prediction["id"]) == ["loading", "running"]
+
+
+def started_phases(events: EventLog, prediction_id: str) -> list[str]:
+    """The phases of a prediction's `started` events, one per event id (the supervisor's
+    `loading` and the executor's are one event)."""
+    phases = {e.id: e.data.phase for e in events.of(prediction_id)
+              if e.type is EventType.STARTED and isinstance(e.data, Started)}
+    return list(phases.values())
+
+
+async def until_loading(stack: Stack, prediction_id: str, timeout: float = 60) -> dict[str, Any]:
+    """Poll GET until the prediction is no longer pending; return what GET showed then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body: dict[str, Any] = await (await stack.get(prediction_id)).json()
+        if body["status"] != "pending":
+            return body
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{prediction_id} stayed pending: {body}")
+        await asyncio.sleep(0.05)
+
+
+async def test_a_request_at_zero_shows_loading_from_the_supervisor_then_completes(
+        settings: Settings, clean_db: None, tmp_path: Path) -> None:
+    scaled = spin_only(settings, tmp_path)
+    async with Stack.running(scaled, executor=False) as stack, EventLog.follow(scaled) as events, \
+            supervising(scaled, spare=False) as autoscaler:
+        response = await stack.create({"model": "inferhook/spin", "input": {"milliseconds": 10}})
+        prediction = await response.json()
+        seen = await until_loading(stack, prediction["id"])
+        # Told by the supervisor, which tells only while the group shows no executor of the
+        # model: the prediction left `pending` before an executor had it.
+        assert autoscaler.notices is not None and autoscaler.notices.told(prediction["id"])
+        assert (seen["status"], seen["phase"]) == ("started", "loading")
+        assert autoscaler.replicas("inferhook/spin") == 1
+        done = await stack.wait_terminal(prediction["id"], timeout=90)
+    assert done["status"] == "succeeded"
+    assert done["metrics"]["load_time"] > 0, "the executor still measured its model's load"
+    assert started_phases(events, prediction["id"]) == ["loading", "running"]
+    told = [e for e in events.of(prediction["id"])
+            if e.sequence == LOADING_SEQUENCE and e.source.startswith("inferhook/supervisor/")]
+    assert len(told) == 1, "the supervisor told it once"
+
+
+async def test_a_cancel_while_loading_at_zero_ends_it_before_any_executor_runs_it(
+        settings: Settings, clean_db: None, tmp_path: Path) -> None:
+    scaled = spin_only(settings, tmp_path)
+    async with Stack.running(scaled, executor=False) as stack, EventLog.follow(scaled) as events, \
+            supervising(scaled, spare=False) as autoscaler:
+        response = await stack.create({"model": "inferhook/spin", "input": {"milliseconds": 10}})
+        doomed = await response.json()
+        seen = await until_loading(stack, doomed["id"])
+        assert (seen["status"], seen["phase"]) == ("started", "loading")
+        async with stack.http.post(f"{stack.base_url}/v1/predictions/{doomed['id']}/cancel",
+                                   headers=stack.auth()) as canceled:
+            assert canceled.status == 200
+            answer = await canceled.json()
+        assert answer["status"] == "canceled", "answered like a pending cancel: at once"
+        # A later request on the same (single) partition: once it is done, the executor
+        # has read past the canceled one.
+        response = await stack.create({"model": "inferhook/spin", "input": {"milliseconds": 10}})
+        after = await response.json()
+        assert (await stack.wait_terminal(after["id"], timeout=90))["status"] == "succeeded"
+        final = await stack.wait_terminal(doomed["id"])
+        assert autoscaler.replicas("inferhook/spin") == 1
+    assert final["status"] == "canceled"
+    assert final["error"]["reason"] == "canceled_by_user"
+    ran = [e for e in events.of(doomed["id"]) if e.source.startswith("inferhook/executor/")]
+    assert ran == [], "the executor skipped the canceled request"
+    assert any(e.source.startswith("inferhook/executor/") for e in events.of(after["id"]))
 
 
 async def test_killed_replica_is_replaced_and_its_run_retried(
