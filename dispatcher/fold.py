@@ -83,6 +83,7 @@ class Current:
     kind: str | None = None
     task_options: dict[str, Any] | None = None
     priority: str = "default"
+    api_key_id: str | None = None
     data_removed: bool = False
     error: dict[str, Any] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
@@ -280,7 +281,8 @@ def _created(rows: dict[str, Current], current: Current | None, event: Predictio
             created_at=created.created_at, last_sequence=event.sequence,
             deadline=created.deadline, result_ttl_seconds=created.result_ttl_seconds,
             kind=created.kind, task_options=created.task_options,
-            priority=created.priority.value, input=created.input, full=True, new=True,
+            priority=created.priority.value, api_key_id=created.api_key_id,
+            input=created.input, full=True, new=True,
             changed=True, fanout=created.owner in subscribed)
         return True
     # The row exists: ingest wrote it at create time (read-your-writes), or this is a replay.

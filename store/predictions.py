@@ -22,7 +22,7 @@ from store.records import Connection, columns, execute, fetch, jsonb, recordset
 
 COLUMNS = columns(PredictionRow)
 FIXED = ("id", "owner", "model", "input", "webhook", "webhook_events_filter", "created_at",
-         "data_removed", "kind", "task_options", "priority")
+         "data_removed", "kind", "task_options", "priority", "api_key_id")
 """Columns the create sets once; the projector never rewrites them."""
 MUTABLE = tuple(c for c in COLUMNS if c not in FIXED)
 LAZY = ("input", "output", "logs")
@@ -106,6 +106,9 @@ SELECT count(*) FROM predictions WHERE status = 'pending' AND model = :model
 """)
 OPEN_OF_OWNER = text("""
 SELECT count(*) FROM predictions WHERE status IN ('pending', 'started') AND owner = :owner
+""")
+OPEN_OF_KEY = text("""
+SELECT count(*) FROM predictions WHERE status IN ('pending', 'started') AND api_key_id = :key
 """)
 QUEUE_AHEAD = text("""
 SELECT priority, owner, count(*) AS n,
@@ -237,6 +240,11 @@ async def pending_of_model(conn: AsyncConnection, model: str) -> int:
 async def open_of_owner(conn: AsyncConnection, owner: str) -> int:
     """How many predictions of `owner` are pending or started."""
     return int((await conn.execute(OPEN_OF_OWNER, {"owner": owner})).scalar_one())
+
+
+async def open_of_key(conn: AsyncConnection, api_key_id: str) -> int:
+    """How many predictions made with the API key `api_key_id` are pending or started."""
+    return int((await conn.execute(OPEN_OF_KEY, {"key": api_key_id})).scalar_one())
 
 
 class PendingGroup(Protocol):
