@@ -234,6 +234,7 @@ def fold(rows: dict[str, Current], events: Sequence[PredictionEvent], base_url: 
             _record(out, applied, event, data)
             if applied:
                 _publish(out, rows[event.subject], event, base_url)
+                _announce(out, rows[event.subject], event, base_url)
             release(event.subject)
         elif current is None:
             item = Held(event, data)
@@ -260,6 +261,17 @@ def _publish(out: Folded, current: Current, event: PredictionEvent, base_url: st
         out.published.append(Published(current.id, current.owner, current.model,
                                        event.type.value, event.sequence, current.status,
                                        current.api_body(base_url)))
+
+
+def _announce(out: Folded, current: Current, event: PredictionEvent, base_url: str) -> None:
+    """A pending prediction whose filter has `start` gets a `start` webhook at create time,
+    as Replicate sends one (the projector fills in its queue place: dispatcher.queueplace),
+    and another when it starts. A replayed `created` makes the same webhook-id again, which
+    the outbox keeps once."""
+    if (current.webhook and current.status == Status.PENDING
+            and WebhookEvent.START.value in current.webhook_events_filter):
+        out.intents.append(Intent(current.id, current.owner, current.webhook, event.type,
+                                  event.sequence, current.api_body(base_url)))
 
 
 def _record(out: Folded, applied: bool, event: PredictionEvent, data: bytes) -> None:

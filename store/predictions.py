@@ -8,6 +8,7 @@ data. Readers: the API (one prediction, a page, the history, queue counts) and t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -115,6 +116,38 @@ SELECT priority, owner, count(*) AS n,
        count(*) FILTER (WHERE (created_at, id) < (:created_at, :id)) AS earlier
 FROM predictions WHERE status = 'pending' AND model = :model GROUP BY priority, owner
 """)
+QUEUE_PLACES = text("""
+WITH batch AS (
+  SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+    AS r(id text, model text, priority text, owner text, created_at timestamptz, pending boolean)),
+queued AS (
+  SELECT id, model, priority, owner, created_at FROM predictions
+  WHERE status = 'pending' AND model = ANY(CAST(:models AS text[]))
+    AND id <> ALL(ARRAY(SELECT id FROM batch))
+  UNION ALL
+  SELECT id, model, priority, owner, created_at FROM batch WHERE pending),
+ranked AS (
+  SELECT id, model, priority, owner,
+         row_number() OVER (PARTITION BY model, priority, owner ORDER BY created_at, id) - 1
+           AS earlier
+  FROM queued),
+started AS (
+  SELECT m.model, (SELECT count(*) FROM predictions s WHERE s.model = m.model
+                   AND s.started_at > now() - make_interval(secs => :seconds)) AS started
+  FROM unnest(CAST(:models AS text[])) AS m(model))
+SELECT g.model, g.priority, g.owner, g.n, g.targets, g.earlier, s.started
+FROM (SELECT model, priority, owner, count(*) AS n,
+             array_agg(id ORDER BY id) FILTER (WHERE id = ANY(CAST(:targets AS text[])))
+               AS targets,
+             array_agg(earlier ORDER BY id) FILTER (WHERE id = ANY(CAST(:targets AS text[])))
+               AS earlier
+      FROM ranked GROUP BY model, priority, owner) g
+JOIN started s ON s.model = g.model
+""")
+"""QUEUE_AHEAD and STARTED_SINCE for many predictions at once, as a batch leaves the read
+model: the pending predictions of the models asked about by group, with each target's
+count of earlier ones in its group, and each model's recent starts. `rows` overrides what
+Postgres holds for the predictions a batch touched (not written yet when this runs)."""
 STARTED_SINCE = text("""
 SELECT count(*) FROM predictions
 WHERE model = :model AND started_at > now() - make_interval(secs => :seconds)
@@ -264,6 +297,35 @@ async def queue_ahead(conn: AsyncConnection, row: PredictionRow) -> Sequence[Pen
     found: Sequence[PendingGroup] = (await conn.execute(QUEUE_AHEAD, {
         "model": row.model, "created_at": row.created_at, "id": row.id})).all()
     return found
+
+
+@dataclass(frozen=True)
+class QueuedGroup:
+    """Pending predictions of one model, priority and owner, as a batch leaves them."""
+
+    model: str
+    priority: str
+    owner: str
+    n: int
+    targets: list[str] | None
+    """The predictions asked about in this group."""
+    earlier: list[int] | None
+    """For each of `targets`, how many of the group were created before it."""
+    started: int
+    """How many predictions of the model started in the window."""
+
+
+async def queue_places(conn: Connection, models: Sequence[str], targets: Sequence[str],
+                       rows: Sequence[Mapping[str, Any]],
+                       seconds: float) -> Sequence[QueuedGroup]:
+    """The pending predictions of `models` by priority and owner, and their starts in the
+    last `seconds`, in one statement (QUEUE_PLACES). `rows` are predictions a batch touched,
+    each a dict of id, model, priority, owner, created_at and `pending` (whether to count it
+    as pending, whatever Postgres holds); `targets` get their place in their group."""
+    found = await fetch(conn, QUEUE_PLACES, {
+        "rows": jsonb(list(rows)), "models": list(models), "targets": list(targets),
+        "seconds": seconds})
+    return [QueuedGroup(**dict(row)) for row in found]
 
 
 async def started_since(conn: AsyncConnection, model: str, seconds: float) -> int:

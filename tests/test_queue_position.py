@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ingest.position import estimated_start, position
+from schemas.position import estimated_start, position
 from tests.support import Stack
 
 SPIN = "inferhook/spin"
