@@ -16,7 +16,13 @@ from datetime import datetime
 from dispatcher.fold import Folded, Intent
 from schemas.api import Prediction
 from schemas.events import EventType
-from schemas.position import WINDOW_SECONDS, estimated_start, position, throughput
+from schemas.position import (
+    SAMPLE_STARTS,
+    WINDOW_SECONDS,
+    estimated_start,
+    position,
+    throughput,
+)
 from schemas.status import Status
 from store import predictions
 from store.records import Connection
@@ -49,7 +55,8 @@ def places(groups: Sequence[predictions.QueuedGroup], now: datetime) -> dict[str
             mine = [_Group(g.priority, g.owner, g.n, earlier if g is group else 0)
                     for g in by_model[group.model]]
             place = position(mine, priority=group.priority, owner=group.owner)
-            found[target] = Place(place, estimated_start(place, throughput(group.started), now))
+            rate = throughput(group.started, group.span)
+            found[target] = Place(place, estimated_start(place, rate, now))
     return found
 
 
@@ -73,6 +80,6 @@ async def fill_queue_places(conn: Connection, folded: Folded, now: datetime) -> 
              "created_at": r.created_at, "pending": r.status == Status.PENDING or r.id in chosen}
             for r in folded.rows.values() if r.model in models]
     found = places(await predictions.queue_places(conn, sorted(models), targets, rows,
-                                                  WINDOW_SECONDS), now)
+                                                  WINDOW_SECONDS, SAMPLE_STARTS), now)
     folded.intents[:] = [placed(i, found.get(i.prediction_id))
                          if i.event_type is EventType.CREATED else i for i in folded.intents]

@@ -9,8 +9,9 @@ owner's turns before this one (owners take turns). Lower priorities' small share
 out. Position 1 starts next.
 
 The start estimate divides the position by the model's observed throughput: its
-predictions started in the last `WINDOW_SECONDS`. None when nothing started in that
-window: no throughput was observed.
+predictions started in the last `WINDOW_SECONDS`, or, once at least `SAMPLE_STARTS` did, the
+latest `SAMPLE_STARTS` over the time they took (so measuring costs the same at any rate).
+None when nothing started in that window: no throughput was observed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from schemas.priority import Priority
 
 WINDOW_SECONDS = 60.0
 """How far back starts are counted to measure a model's throughput."""
+SAMPLE_STARTS = 200
+"""Most starts read to measure it (the latest)."""
 _RANK = {p.value: i for i, p in enumerate(Priority)}
 
 
@@ -55,9 +58,12 @@ def position(groups: Sequence[Group], *, priority: str, owner: str) -> int:
     return ahead + 1
 
 
-def throughput(started: int) -> float:
-    """Starts per second of a model that started `started` predictions in the window."""
-    return started / WINDOW_SECONDS
+def throughput(started: int, span: float | None) -> float:
+    """Starts per second of a model whose latest `started` starts in the window (at most
+    SAMPLE_STARTS) reach back `span` seconds."""
+    if started < SAMPLE_STARTS or not span:
+        return started / WINDOW_SECONDS
+    return started / span
 
 
 def estimated_start(place: int, per_second: float | None, now: datetime) -> datetime | None:

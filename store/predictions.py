@@ -132,10 +132,13 @@ ranked AS (
            AS earlier
   FROM queued),
 started AS (
-  SELECT m.model, (SELECT count(*) FROM predictions s WHERE s.model = m.model
-                   AND s.started_at > now() - make_interval(secs => :seconds)) AS started
-  FROM unnest(CAST(:models AS text[])) AS m(model))
-SELECT g.model, g.priority, g.owner, g.n, g.targets, g.earlier, s.started
+  SELECT m.model, s.started, s.span FROM unnest(CAST(:models AS text[])) AS m(model)
+  CROSS JOIN LATERAL (
+    SELECT count(*) AS started, extract(epoch FROM now() - min(started_at))::float8 AS span
+    FROM (SELECT started_at FROM predictions
+          WHERE model = m.model AND started_at > now() - make_interval(secs => :seconds)
+          ORDER BY started_at DESC LIMIT :sample) latest) s)
+SELECT g.model, g.priority, g.owner, g.n, g.targets, g.earlier, s.started, s.span
 FROM (SELECT model, priority, owner, count(*) AS n,
              array_agg(id ORDER BY id) FILTER (WHERE id = ANY(CAST(:targets AS text[])))
                AS targets,
@@ -149,9 +152,13 @@ model: the pending predictions of the models asked about by group, with each tar
 count of earlier ones in its group, and each model's recent starts. `rows` overrides what
 Postgres holds for the predictions a batch touched (not written yet when this runs)."""
 STARTED_SINCE = text("""
-SELECT count(*) FROM predictions
-WHERE model = :model AND started_at > now() - make_interval(secs => :seconds)
+SELECT count(*) AS started, extract(epoch FROM now() - min(started_at))::float8 AS span
+FROM (SELECT started_at FROM predictions
+      WHERE model = :model AND started_at > now() - make_interval(secs => :seconds)
+      ORDER BY started_at DESC LIMIT :sample) latest
 """)
+"""The latest (at most `sample`) starts of a model in the last `seconds`: how many, and how
+long ago the oldest of them was (one backward scan of ix_predictions_model_started)."""
 
 OVERDUE = text("""
 SELECT p.id, p.status, p.model,
@@ -312,26 +319,31 @@ class QueuedGroup:
     earlier: list[int] | None
     """For each of `targets`, how many of the group were created before it."""
     started: int
-    """How many predictions of the model started in the window."""
+    """How many predictions of the model started in the window (at most the sample)."""
+    span: float | None
+    """Seconds since the oldest of those started."""
 
 
 async def queue_places(conn: Connection, models: Sequence[str], targets: Sequence[str],
-                       rows: Sequence[Mapping[str, Any]],
-                       seconds: float) -> Sequence[QueuedGroup]:
-    """The pending predictions of `models` by priority and owner, and their starts in the
-    last `seconds`, in one statement (QUEUE_PLACES). `rows` are predictions a batch touched,
+                       rows: Sequence[Mapping[str, Any]], seconds: float,
+                       sample: int) -> Sequence[QueuedGroup]:
+    """The pending predictions of `models` by priority and owner, and their latest starts
+    (STARTED_SINCE), in one statement (QUEUE_PLACES). `rows` are predictions a batch touched,
     each a dict of id, model, priority, owner, created_at and `pending` (whether to count it
     as pending, whatever Postgres holds); `targets` get their place in their group."""
     found = await fetch(conn, QUEUE_PLACES, {
         "rows": jsonb(list(rows)), "models": list(models), "targets": list(targets),
-        "seconds": seconds})
+        "seconds": seconds, "sample": sample})
     return [QueuedGroup(**dict(row)) for row in found]
 
 
-async def started_since(conn: AsyncConnection, model: str, seconds: float) -> int:
-    """How many predictions of `model` started in the last `seconds`."""
-    return int((await conn.execute(STARTED_SINCE, {"model": model, "seconds": seconds})
-                ).scalar_one())
+async def started_since(conn: AsyncConnection, model: str, seconds: float,
+                        sample: int) -> tuple[int, float | None]:
+    """How many predictions of `model` started in the last `seconds` (at most `sample`, the
+    latest), and how many seconds ago the oldest of those did (None: none did)."""
+    found = (await conn.execute(STARTED_SINCE, {"model": model, "seconds": seconds,
+                                                "sample": sample})).one()
+    return int(found.started), found.span
 
 
 async def lock(conn: Connection, ids: Sequence[str]) -> Sequence[Mapping[str, Any]]:

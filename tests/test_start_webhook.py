@@ -64,9 +64,10 @@ def test_created_calls_for_start_only_when_the_filter_has_it_and_it_is_pending()
 
 
 def group(priority: str, owner: str, n: int, targets: list[str] | None = None,
-          earlier: list[int] | None = None, started: int = 0) -> QueuedGroup:
+          earlier: list[int] | None = None, started: int = 0,
+          span: float | None = None) -> QueuedGroup:
     return QueuedGroup(model=SPIN, priority=priority, owner=owner, n=n, targets=targets,
-                       earlier=earlier, started=started)
+                       earlier=earlier, started=started, span=span)
 
 
 def test_places_apply_the_get_rule_to_each_target() -> None:
@@ -111,10 +112,10 @@ async def test_the_batch_query_places_predictions_as_get_does(idle_stack: Stack)
     engine = create_engine(stack.settings.database)
     try:
         async with engine.connect() as conn:
-            as_is = places(await predictions.queue_places(conn, [SPIN], ids, [], 60.0), utcnow())
+            as_is = places(await predictions.queue_places(conn, [SPIN], ids, [], 60.0, 200), utcnow())
             # The batch started the interactive one: everything else moves up by one.
             started = places(await predictions.queue_places(
-                conn, [SPIN], ids, [{**rows[0], "pending": False}], 60.0), utcnow())
+                conn, [SPIN], ids, [{**rows[0], "pending": False}], 60.0, 200), utcnow())
     finally:
         await engine.dispose()
     assert {pid: place.queue_position for pid, place in as_is.items()} == shown
