@@ -16,13 +16,7 @@ from datetime import datetime
 from dispatcher.fold import Folded, Intent
 from schemas.api import Prediction
 from schemas.events import EventType
-from schemas.position import (
-    SAMPLE_STARTS,
-    WINDOW_SECONDS,
-    estimated_start,
-    position,
-    throughput,
-)
+from schemas.position import WINDOW_SECONDS, estimated_start, position, throughput
 from schemas.status import Status
 from store import predictions
 from store.records import Connection
@@ -80,6 +74,6 @@ async def fill_queue_places(conn: Connection, folded: Folded, now: datetime) -> 
              "created_at": r.created_at, "pending": r.status == Status.PENDING or r.id in chosen}
             for r in folded.rows.values() if r.model in models]
     found = places(await predictions.queue_places(conn, sorted(models), targets, rows,
-                                                  WINDOW_SECONDS, SAMPLE_STARTS), now)
+                                                  WINDOW_SECONDS), now)
     folded.intents[:] = [placed(i, found.get(i.prediction_id))
                          if i.event_type is EventType.CREATED else i for i in folded.intents]

@@ -15,14 +15,7 @@ from aiohttp import web
 from ingest.state import ENGINE
 from schemas.api import Prediction
 from schemas.events import utcnow
-from schemas.position import (
-    SAMPLE_STARTS,
-    WINDOW_SECONDS,
-    Group,
-    estimated_start,
-    position,
-    throughput,
-)
+from schemas.position import WINDOW_SECONDS, Group, estimated_start, position, throughput
 from schemas.status import Status
 from schemas.tables import PredictionRow
 from store import predictions
@@ -43,8 +36,7 @@ class Throughput:
         if cached is not None and time.monotonic() - cached[0] < FRESH_SECONDS:
             return cached[1]
         async with app[ENGINE].connect() as conn:
-            started, span = await predictions.started_since(conn, model, WINDOW_SECONDS,
-                                                            SAMPLE_STARTS)
+            started, span = await predictions.started_since(conn, model, WINDOW_SECONDS)
         rate = throughput(started, span)
         if rate:  # a model just starting to serve is measured again on the next read
             self.rates[model] = (time.monotonic(), rate)

@@ -112,10 +112,10 @@ async def test_the_batch_query_places_predictions_as_get_does(idle_stack: Stack)
     engine = create_engine(stack.settings.database)
     try:
         async with engine.connect() as conn:
-            as_is = places(await predictions.queue_places(conn, [SPIN], ids, [], 60.0, 200), utcnow())
+            as_is = places(await predictions.queue_places(conn, [SPIN], ids, [], 60.0), utcnow())
             # The batch started the interactive one: everything else moves up by one.
             started = places(await predictions.queue_places(
-                conn, [SPIN], ids, [{**rows[0], "pending": False}], 60.0, 200), utcnow())
+                conn, [SPIN], ids, [{**rows[0], "pending": False}], 60.0), utcnow())
     finally:
         await engine.dispose()
     assert {pid: place.queue_position for pid, place in as_is.items()} == shown
