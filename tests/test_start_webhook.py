@@ -11,6 +11,7 @@ from typing import Any
 from standardwebhooks import Webhook
 
 from dispatcher.fold import Current, fold
+from dispatcher.outbox import EVENT_HEADER
 from dispatcher.queueplace import Place, places
 from inferhook.db import create_engine
 from schemas.events import (
@@ -142,6 +143,7 @@ async def test_a_pending_prediction_behind_a_backlog_gets_start_with_its_place(
     body = Webhook(secret).verify(hook.body, hook.headers)
     assert (body["id"], body["status"]) == (pid, "pending")
     assert hook.headers["webhook-id"] == webhook_id(pid, CREATED_SEQUENCE)
+    assert hook.headers[EVENT_HEADER] == EventType.CREATED.value  # the event it reports
     assert body["queue_position"] == 4 and body["queue_position"] >= 1
     assert body["estimated_start_at"] is None, "nothing started: no throughput observed"
     assert (await (await stack.get(pid)).json())["queue_position"] == body["queue_position"]
