@@ -11,7 +11,11 @@ the outbox); batches of 1, 3 and 30 events. CPU is this process's (`time.process
 and the Postgres server's (its process tree, from /proc), per event; the two modes
 alternate by round and the median round counts, so a busy machine hurts both alike.
 
-    python -m bench.projector_cost [--predictions 300] [--rounds 3] [--out FILE]
+    python -m bench.projector_cost [--predictions 300] [--rounds 3] [--filter start,completed]
+                                   [--out FILE]
+
+`--filter` sets the webhooks' `webhook_events_filter` (default: none listed, so only the
+terminal webhook; `start` adds one at create time with the queue place, and one at start).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from dispatcher.projector import project_batch
 from inferhook.db import create_engine, driver_transaction, migrate
 from inferhook.filelinks import FileLinks
 from inferhook.settings import DatabaseSettings
-from schemas.events import PredictionEvent
+from schemas.events import Created, PredictionEvent
 from store.files import PostgresFiles
 from store.records import Connection
 
@@ -53,13 +57,14 @@ def _sqlalchemy(engine: AsyncEngine) -> AbstractAsyncContextManager[Connection]:
 MODES: dict[str, Transaction] = {"driver": driver_transaction, "sqlalchemy": _sqlalchemy}
 
 
-def events(predictions: int) -> list[PredictionEvent]:
-    """Created → started → succeeded of each prediction, each with a webhook."""
+def events(predictions: int, wanted: list[str]) -> list[PredictionEvent]:
+    """Created → started → succeeded of each prediction, each with a webhook taking `wanted`."""
     made = list(lifecycle("bench", "inferhook/digits", {"image": [[0.0] * 8] * 8}, OUTPUT,
                           predictions))
     for event in made:
-        if event.sequence == 0:
-            event.data.webhook = "http://127.0.0.1:9/hook"  # type: ignore[union-attr]
+        if isinstance(event.data, Created):
+            event.data.webhook = "http://127.0.0.1:9/hook"
+            event.data.webhook_events_filter = list(wanted)
     return made
 
 
@@ -70,9 +75,9 @@ async def batches(items: list[PredictionEvent], size: int) -> AsyncIterator[list
 
 
 async def one_round(engine: AsyncEngine, server_pid: int, transaction: Transaction,
-                    predictions: int, size: int) -> dict[str, float]:
+                    predictions: int, size: int, wanted: list[str]) -> dict[str, float]:
     """Project fresh events in batches of `size`; CPU ms per event of both sides."""
-    items = events(predictions)
+    items = events(predictions, wanted)
     files, links = PostgresFiles(), FileLinks("http://127.0.0.1", b"bench")
     offset = 0
     server, mine, clock = tree_seconds(server_pid), time.process_time(), time.monotonic()
@@ -87,7 +92,7 @@ async def one_round(engine: AsyncEngine, server_pid: int, transaction: Transacti
             "events_per_s": len(items) / wall}
 
 
-async def measure(predictions: int, rounds: int) -> dict[str, Any]:
+async def measure(predictions: int, rounds: int, wanted: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="projector-cost-") as folder:
         server = LocalPostgres(Path(folder))
         server.start()
@@ -99,11 +104,11 @@ async def measure(predictions: int, rounds: int) -> dict[str, Any]:
             results: dict[str, Any] = {}
             for size in BATCHES:
                 runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
-                await one_round(engine, server.pid, driver_transaction, 20, size)  # warm
+                await one_round(engine, server.pid, driver_transaction, 20, size, wanted)  # warm
                 for _ in range(rounds):
                     for mode, transaction in MODES.items():
                         runs[mode].append(await one_round(engine, server.pid, transaction,
-                                                          predictions, size))
+                                                          predictions, size, wanted))
                 results[f"batch {size}"] = {
                     mode: {key: statistics.median(r[key] for r in found) for key in found[0]}
                     for mode, found in runs.items()}
@@ -117,10 +122,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--predictions", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--filter", default="", help="webhook_events_filter, comma-separated")
     parser.add_argument("--out", type=Path, default=Path("bench/results/projector_cost.json"))
     args = parser.parse_args()
-    results = asyncio.run(measure(args.predictions, args.rounds))
-    report = {"load_average": os.getloadavg(), "results": results}
+    wanted = [name for name in args.filter.split(",") if name]
+    results = asyncio.run(measure(args.predictions, args.rounds, wanted))
+    report = {"load_average": os.getloadavg(), "filter": wanted, "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     for size, modes in results.items():

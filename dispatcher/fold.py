@@ -83,6 +83,7 @@ class Current:
     kind: str | None = None
     task_options: dict[str, Any] | None = None
     priority: str = "default"
+    api_key_id: str | None = None
     data_removed: bool = False
     error: dict[str, Any] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
@@ -233,6 +234,7 @@ def fold(rows: dict[str, Current], events: Sequence[PredictionEvent], base_url: 
             _record(out, applied, event, data)
             if applied:
                 _publish(out, rows[event.subject], event, base_url)
+                _announce(out, rows[event.subject], event, base_url)
             release(event.subject)
         elif current is None:
             item = Held(event, data)
@@ -261,6 +263,17 @@ def _publish(out: Folded, current: Current, event: PredictionEvent, base_url: st
                                        current.api_body(base_url)))
 
 
+def _announce(out: Folded, current: Current, event: PredictionEvent, base_url: str) -> None:
+    """A pending prediction whose filter has `start` gets a `start` webhook at create time,
+    as Replicate sends one (the projector fills in its queue place: dispatcher.queueplace),
+    and another when it starts. A replayed `created` makes the same webhook-id again, which
+    the outbox keeps once."""
+    if (current.webhook and current.status == Status.PENDING
+            and WebhookEvent.START.value in current.webhook_events_filter):
+        out.intents.append(Intent(current.id, current.owner, current.webhook, event.type,
+                                  event.sequence, current.api_body(base_url)))
+
+
 def _record(out: Folded, applied: bool, event: PredictionEvent, data: bytes) -> None:
     if applied:
         row = out.rows[event.subject]
@@ -280,7 +293,8 @@ def _created(rows: dict[str, Current], current: Current | None, event: Predictio
             created_at=created.created_at, last_sequence=event.sequence,
             deadline=created.deadline, result_ttl_seconds=created.result_ttl_seconds,
             kind=created.kind, task_options=created.task_options,
-            priority=created.priority.value, input=created.input, full=True, new=True,
+            priority=created.priority.value, api_key_id=created.api_key_id,
+            input=created.input, full=True, new=True,
             changed=True, fanout=created.owner in subscribed)
         return True
     # The row exists: ingest wrote it at create time (read-your-writes), or this is a replay.

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from dispatcher.fanout import MAX_PAYLOAD_BYTES, fanout
 from dispatcher.fold import PROGRESS, Current, Folded, Held, fold
 from dispatcher.outfiles import externalize
+from dispatcher.queueplace import fill_queue_places
 from dispatcher.throttle import Plan, QueuedProgress, plan
 from inferhook.filelinks import FileLinks
 from schemas.events import Created, EventType, PredictionEvent, utcnow
@@ -65,6 +66,7 @@ async def project_batch(conn: Connection, events: Sequence[PredictionEvent],
                               [[n, v.decode()] for n, v in h.event.headers()], h.raw)
                              for h in folded.park])
     if folded.intents:
+        await fill_queue_places(conn, folded, utcnow())
         await _write_outbox(conn, folded, progress_interval)
     await fanout(conn, folded.published, base_url=links.base_url, max_payload=max_payload)
     # NOTIFY is delivered when the transaction commits: waiting clients (Prefer: wait,

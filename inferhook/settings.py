@@ -144,6 +144,9 @@ class ApiSettings(BaseSettings):
     max_in_flight_per_owner: int = 0
     """Predictions one account (all its keys) may have pending or started at once; beyond it,
     creates get 429. 0: unbounded."""
+    max_in_flight_per_key: int = 0
+    """Predictions made with one API key that may be pending or started at once; beyond it,
+    creates with that key get 429 (the account's cap applies too). 0: unbounded."""
 
 
 class FilesSettings(BaseSettings):

@@ -1,11 +1,13 @@
 """Admission control: refuse a create (429) before anything is written to Kafka when its
 model's queue or its account's predictions in flight are at their cap.
 
-Two caps, each off unless configured:
+Three caps, each off unless configured:
 - a model's queue depth: its pending predictions, every owner and priority (the manifest's
   `max_queue_depth`, overridden per model by INFERHOOK_API_QUEUE_DEPTH_LIMITS);
 - an account's predictions in flight: pending or started, all its keys together
-  (INFERHOOK_API_MAX_IN_FLIGHT_PER_OWNER).
+  (INFERHOOK_API_MAX_IN_FLIGHT_PER_OWNER);
+- an API key's predictions in flight: those made with that key, pending or started
+  (INFERHOOK_API_MAX_IN_FLIGHT_PER_KEY); one key at its cap leaves the account's others free.
 
 The counts are the read model's (one indexed count each, only for a cap that is set), so
 they lag the executors by the projection delay, and creates racing on N ingest processes
@@ -55,7 +57,8 @@ def retry_after(excess: int, per_second: float | None) -> int:
 
 
 def judge(*, model: str, queued: int | None, queue_limit: int | None, owner_open: int | None,
-          owner_limit: int, per_second: float | None = None) -> Refusal | None:
+          owner_limit: int, key_open: int | None = None, key_limit: int = 0,
+          per_second: float | None = None) -> Refusal | None:
     """The refusal for a create seeing these counts (None where a count was not taken), or
     None to admit it. One more pending prediction must fit under each cap that is set."""
     if queue_limit is not None and queued is not None and queued >= queue_limit:
@@ -66,6 +69,10 @@ def judge(*, model: str, queued: int | None, queue_limit: int | None, owner_open
         return Refusal(f"this account has {owner_open} predictions pending or running, at most "
                        f"{owner_limit}; retry once some have finished", owner_limit,
                        retry_after(owner_open - owner_limit + 1, per_second))
+    if key_limit > 0 and key_open is not None and key_open >= key_limit:
+        return Refusal(f"this API key has {key_open} predictions pending or running, at most "
+                       f"{key_limit}; retry once some have finished", key_limit,
+                       retry_after(key_open - key_limit + 1, per_second))
     return None
 
 
@@ -78,18 +85,22 @@ def queue_limit(app: web.Application, model: str) -> int | None:
     return entry.manifest.max_queue_depth if entry is not None else None
 
 
-async def admit(app: web.Application, owner: str, model: str,
+async def admit(app: web.Application, owner: str, api_key_id: str | None, model: str,
                 per_second: float | None = None) -> None:
-    """Raise QueueFull when a create of `model` by `owner` must be refused (see above);
-    asks Postgres only for the caps that are set."""
+    """Raise QueueFull when a create of `model` by `owner` with the API key `api_key_id` must
+    be refused (see above); asks Postgres only for the caps that are set."""
     limit = queue_limit(app, model)
     owner_limit = app[SETTINGS].api.max_in_flight_per_owner
-    if limit is None and owner_limit <= 0:
+    key_limit = app[SETTINGS].api.max_in_flight_per_key if api_key_id is not None else 0
+    if limit is None and owner_limit <= 0 and key_limit <= 0:
         return
     async with app[ENGINE].connect() as conn:
         queued = await predictions.pending_of_model(conn, model) if limit is not None else None
         owner_open = await predictions.open_of_owner(conn, owner) if owner_limit > 0 else None
+        key_open = (await predictions.open_of_key(conn, api_key_id)
+                    if key_limit > 0 and api_key_id is not None else None)
     refusal = judge(model=model, queued=queued, queue_limit=limit, owner_open=owner_open,
-                    owner_limit=owner_limit, per_second=per_second)
+                    owner_limit=owner_limit, key_open=key_open, key_limit=key_limit,
+                    per_second=per_second)
     if refusal is not None:
         raise refusal.error()

@@ -48,6 +48,8 @@ class NewPrediction:
     """Set when made through `/v1/async/<kind>`."""
     task_options: dict[str, Any] | None = None
     """With `kind`: the request options its result is shaped by."""
+    api_key_id: str | None = None
+    """The API key it is made with (store.accounts.KeyInfo.key_hash)."""
 
 
 async def validate(app: web.Application, body: PredictionCreate,
@@ -79,8 +81,8 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
     In that order: the request must not be consumable before `created` is durable on the
     events topic, or the executor's `started` and outcome could land in the events partition
     ahead of `created` (see DESIGN.md, invariant 1; the projector also holds such events).
-    429 and nothing written when the model's queue or the owner's predictions in flight are
-    at their cap (ingest.admission; the idempotency key's reservation is released);
+    429 and nothing written when the model's queue, the owner's or the API key's predictions
+    in flight are at their cap (ingest.admission; the idempotency key's reservation is released);
     503 and nothing created when Kafka refuses `created` (the idempotency key's reservation
     is released); 503 too when it refuses the request after taking `created`: the reservation
     then stays open, so a retry with the same Idempotency-Key finishes the create (see `resume`).
@@ -88,7 +90,7 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
     """
     body = new.body
     try:
-        await admit(app, new.owner, body.model)
+        await admit(app, new.owner, new.api_key_id, body.model)
     except QueueFull:
         if reservation is not None:
             await _release(app, reservation)
@@ -99,7 +101,7 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
         webhook_events_filter=[e.value for e in body.webhook_events_filter], created_at=created_at,
         deadline=created_at + new.cancel_after if new.cancel_after else None,
         result_ttl_seconds=new.result_ttl_seconds, kind=new.kind, task_options=new.task_options,
-        priority=body.priority)
+        priority=body.priority, api_key_id=new.api_key_id)
     event = _created_event(prediction_id, created)
     try:
         await publish(app[PRODUCER], app[TOPICS].events, event)
@@ -119,7 +121,8 @@ async def accept(app: web.Application, new: NewPrediction, prediction_id: str,
         webhook_events_filter=created.webhook_events_filter, created_at=created_at,
         last_sequence=CREATED_SEQUENCE, deadline=created.deadline,
         result_ttl_seconds=created.result_ttl_seconds, kind=created.kind,
-        task_options=created.task_options, priority=created.priority.value)
+        task_options=created.task_options, priority=created.priority.value,
+        api_key_id=created.api_key_id)
     try:
         # Read-your-writes: project our own `created` event now, so a GET right after the
         # 201 finds it on any replica. The dispatcher's projection of it is then a no-op.
@@ -151,7 +154,7 @@ async def resume(app: web.Application, row: PredictionRow, reservation: Reservat
                       created_at=row.created_at, deadline=row.deadline,
                       result_ttl_seconds=row.result_ttl_seconds,
                       kind=TaskKind(row.kind) if row.kind else None, task_options=row.task_options,
-                      priority=Priority(row.priority))
+                      priority=Priority(row.priority), api_key_id=row.api_key_id)
     model_input = await resolve_files(app, row.owner, created.input)
     await _enqueue(app, _request(_created_event(row.id, created), model_input), row.model,
                    created.priority)

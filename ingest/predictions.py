@@ -21,7 +21,7 @@ from ingest.idempotency import Reservation, body_hash, reserve_or_replay
 from ingest.openapi import operation
 from ingest.position import shown
 from ingest.reads import encode_cursor, list_predictions, load_prediction
-from ingest.state import CATALOG, ENGINE, FINISHED, OWNER, SETTINGS
+from ingest.state import API_KEY, CATALOG, ENGINE, FINISHED, OWNER, SETTINGS
 from ingest.waiting import preference_applied, wait_terminal, wanted_wait
 from schemas.api import ListQuery, Prediction, PredictionCreate, PredictionList, PredictionRequest
 from schemas.tables import PredictionRow
@@ -73,7 +73,8 @@ async def submit(request: web.Request, body: PredictionCreate, model_input: dict
     new = NewPrediction(owner=owner, body=body,
                         cancel_after=headers.cancel_after(request.headers.get("Cancel-After")),
                         result_ttl_seconds=headers.result_ttl(ttl), model_input=model_input,
-                        kind=kind, task_options=task_options)
+                        kind=kind, task_options=task_options,
+                        api_key_id=request[API_KEY].key_hash)
     key = headers.idempotency_key(request.headers.get("Idempotency-Key"))
     wait = wanted_wait(request)
     prediction_id = str(uuid_utils.uuid7())

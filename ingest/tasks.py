@@ -99,7 +99,8 @@ async def submit_task(request: web.Request, kind: TaskKind) -> web.Response:
     entry = model_for(catalog, body.model, kind)
     converted = adapter.request(body, entry)
     create = PredictionCreate(model=entry.name, input=converted.input, webhook=body.webhook,
-                              webhook_events_filter=body.webhook_events_filter)
+                              webhook_events_filter=body.webhook_events_filter,
+                              priority=body.priority)
     try:
         model_input = await validate(app, create, request[OWNER])
     except Unprocessable as exc:

@@ -119,6 +119,9 @@ class Created(BaseModel):
     """With `kind`: request options that shape the result (not model input), e.g. top_n."""
     priority: Priority = Priority.DEFAULT
     """Which of the model's request topics it went to (schemas.topics)."""
+    api_key_id: str | None = None
+    """The API key it was made with (the key's stored digest, never the key), for the
+    per-key cap on predictions in flight; None in events written before keys were recorded."""
 
 
 class Started(BaseModel):

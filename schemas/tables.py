@@ -51,6 +51,9 @@ class PredictionRow(SQLModel, table=True):
         # Admission control counts one account's open predictions on each create.
         Index("ix_predictions_open_owner", "owner",
               postgresql_where=text("status IN ('pending', 'started')")),
+        # ... and one API key's, when that cap is set.
+        Index("ix_predictions_open_key", "api_key_id",
+              postgresql_where=text("status IN ('pending', 'started')")),
         # A model's recent starts: its observed throughput, for queue ETAs.
         Index("ix_predictions_model_started", "model", "started_at"),
     )
@@ -85,6 +88,9 @@ class PredictionRow(SQLModel, table=True):
     priority: str = Field(default="default", sa_column=Column(
         String, nullable=False, server_default="default"))
     """schemas.priority.Priority: interactive, default or batch."""
+    api_key_id: str | None = None
+    """The API key it was made with (its `api_keys.key_hash`); None for predictions made
+    before keys were recorded. Never shown by the API."""
 
     def to_api(self, base_url: str) -> Prediction:
         """The prediction as the API and webhooks show it."""

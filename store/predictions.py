@@ -8,6 +8,7 @@ data. Readers: the API (one prediction, a page, the history, queue counts) and t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -17,12 +18,13 @@ from sqlmodel import col
 
 import store.offsets
 from inferhook.db import PREDICTION_CHANGED
+from schemas.position import SAMPLE_STARTS
 from schemas.tables import PredictionEventRow, PredictionRow
 from store.records import Connection, columns, execute, fetch, jsonb, recordset
 
 COLUMNS = columns(PredictionRow)
 FIXED = ("id", "owner", "model", "input", "webhook", "webhook_events_filter", "created_at",
-         "data_removed", "kind", "task_options", "priority")
+         "data_removed", "kind", "task_options", "priority", "api_key_id")
 """Columns the create sets once; the projector never rewrites them."""
 MUTABLE = tuple(c for c in COLUMNS if c not in FIXED)
 LAZY = ("input", "output", "logs")
@@ -107,15 +109,55 @@ SELECT count(*) FROM predictions WHERE status = 'pending' AND model = :model
 OPEN_OF_OWNER = text("""
 SELECT count(*) FROM predictions WHERE status IN ('pending', 'started') AND owner = :owner
 """)
+OPEN_OF_KEY = text("""
+SELECT count(*) FROM predictions WHERE status IN ('pending', 'started') AND api_key_id = :key
+""")
 QUEUE_AHEAD = text("""
 SELECT priority, owner, count(*) AS n,
        count(*) FILTER (WHERE (created_at, id) < (:created_at, :id)) AS earlier
 FROM predictions WHERE status = 'pending' AND model = :model GROUP BY priority, owner
 """)
-STARTED_SINCE = text("""
-SELECT count(*) FROM predictions
-WHERE model = :model AND started_at > now() - make_interval(secs => :seconds)
+_LATEST_STARTS = f"""
+SELECT count(*) AS started, extract(epoch FROM now() - min(started_at))::float8 AS span
+FROM (SELECT started_at FROM predictions
+      WHERE model = {{model}} AND started_at > now() - make_interval(secs => :seconds)
+      ORDER BY started_at DESC LIMIT {SAMPLE_STARTS}) latest"""
+QUEUE_PLACES = text(f"""
+WITH batch AS (
+  SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+    AS r(id text, model text, priority text, owner text, created_at timestamptz, pending boolean)),
+queued AS (
+  SELECT id, model, priority, owner, created_at FROM predictions
+  WHERE status = 'pending' AND model = ANY(CAST(:models AS text[]))
+    AND id <> ALL(ARRAY(SELECT id FROM batch))
+  UNION ALL
+  SELECT id, model, priority, owner, created_at FROM batch WHERE pending),
+mine AS (
+  SELECT t.id, t.model, t.priority, t.owner, count(q.id) AS earlier
+  FROM queued t LEFT JOIN queued q
+    ON q.model = t.model AND q.priority = t.priority AND q.owner = t.owner
+   AND (q.created_at, q.id) < (t.created_at, t.id)
+  WHERE t.id = ANY(CAST(:targets AS text[]))
+  GROUP BY t.id, t.model, t.priority, t.owner),
+started AS (
+  SELECT m.model, s.started, s.span FROM unnest(CAST(:models AS text[])) AS m(model)
+  CROSS JOIN LATERAL ({_LATEST_STARTS.format(model="m.model")}) s)
+SELECT g.model, g.priority, g.owner, g.n, t.targets, t.earlier, s.started, s.span
+FROM (SELECT model, priority, owner, count(*) AS n FROM queued GROUP BY model, priority, owner) g
+JOIN started s ON s.model = g.model
+LEFT JOIN (SELECT model, priority, owner, array_agg(id ORDER BY id) AS targets,
+                  array_agg(earlier ORDER BY id) AS earlier
+           FROM mine GROUP BY model, priority, owner) t
+  ON (t.model, t.priority, t.owner) = (g.model, g.priority, g.owner)
 """)
+"""QUEUE_AHEAD and STARTED_SINCE for many predictions at once, as a batch leaves the read
+model: the pending predictions of the models asked about by group, with each target's
+count of earlier ones in its group, and each model's recent starts. `rows` overrides what
+Postgres holds for the predictions a batch touched (not written yet when this runs)."""
+STARTED_SINCE = text(_LATEST_STARTS.format(model=":model"))
+"""The latest (at most SAMPLE_STARTS, a constant so the plan knows the limit) starts of a
+model in the last `seconds`: how many, and how long ago the oldest of them was (one backward
+scan of ix_predictions_model_started)."""
 
 OVERDUE = text("""
 SELECT p.id, p.status, p.model,
@@ -239,6 +281,11 @@ async def open_of_owner(conn: AsyncConnection, owner: str) -> int:
     return int((await conn.execute(OPEN_OF_OWNER, {"owner": owner})).scalar_one())
 
 
+async def open_of_key(conn: AsyncConnection, api_key_id: str) -> int:
+    """How many predictions made with the API key `api_key_id` are pending or started."""
+    return int((await conn.execute(OPEN_OF_KEY, {"key": api_key_id})).scalar_one())
+
+
 class PendingGroup(Protocol):
     """Pending predictions of one model, one priority and one owner."""
 
@@ -258,10 +305,43 @@ async def queue_ahead(conn: AsyncConnection, row: PredictionRow) -> Sequence[Pen
     return found
 
 
-async def started_since(conn: AsyncConnection, model: str, seconds: float) -> int:
-    """How many predictions of `model` started in the last `seconds`."""
-    return int((await conn.execute(STARTED_SINCE, {"model": model, "seconds": seconds})
-                ).scalar_one())
+@dataclass(frozen=True)
+class QueuedGroup:
+    """Pending predictions of one model, priority and owner, as a batch leaves them."""
+
+    model: str
+    priority: str
+    owner: str
+    n: int
+    targets: list[str] | None
+    """The predictions asked about in this group."""
+    earlier: list[int] | None
+    """For each of `targets`, how many of the group were created before it."""
+    started: int
+    """How many predictions of the model started in the window (at most the sample)."""
+    span: float | None
+    """Seconds since the oldest of those started."""
+
+
+async def queue_places(conn: Connection, models: Sequence[str], targets: Sequence[str],
+                       rows: Sequence[Mapping[str, Any]],
+                       seconds: float) -> Sequence[QueuedGroup]:
+    """The pending predictions of `models` by priority and owner, and their latest starts
+    (STARTED_SINCE), in one statement (QUEUE_PLACES). `rows` are predictions a batch touched,
+    each a dict of id, model, priority, owner, created_at and `pending` (whether to count it
+    as pending, whatever Postgres holds); `targets` get their place in their group."""
+    found = await fetch(conn, QUEUE_PLACES, {
+        "rows": jsonb(list(rows)), "models": list(models), "targets": list(targets),
+        "seconds": seconds})
+    return [QueuedGroup(**dict(row)) for row in found]
+
+
+async def started_since(conn: AsyncConnection, model: str,
+                        seconds: float) -> tuple[int, float | None]:
+    """How many predictions of `model` started in the last `seconds` (at most SAMPLE_STARTS,
+    the latest), and how many seconds ago the oldest of those did (None: none did)."""
+    found = (await conn.execute(STARTED_SINCE, {"model": model, "seconds": seconds})).one()
+    return int(found.started), found.span
 
 
 async def lock(conn: Connection, ids: Sequence[str]) -> Sequence[Mapping[str, Any]]:

@@ -14,9 +14,15 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from PIL import Image
 
+from inferhook.kafka import ensure_topics
+from inferhook.settings import Settings
 from schemas.events import RUNNING_SEQUENCE, Started, utcnow
+from schemas.priority import Priority
+from schemas.tasks import TaskKind
+from schemas.topics import Topics
 from tests.support import (
     EventWriter,
     Receiver,
@@ -221,6 +227,8 @@ OCR_DOCUMENT = {"type": "image_url", "image_url": "data:image/png;base64,"
     ("images/generations", {"model": "inferhook/dcgan-faces", "size": "1024x1024"}, 422,
      ["body", "size"]),
     ("images/generations", {"model": "inferhook/dcgan-faces", "n": 11}, 422, ["body", "n"]),
+    ("rerank", {"model": L6, "query": "q", "documents": ["d"], "priority": "urgent"}, 422,
+     ["body", "priority"]),
 ])
 async def test_bad_requests_get_their_4xx_and_create_nothing(
         stack: Stack, kind: str, body: dict[str, Any], status: int,
@@ -359,3 +367,90 @@ async def test_prefer_wait_webhook_events_and_idempotency(stack: Stack, receiver
     assert history[0]["data"]["kind"] == "embeddings"
     assert history[0]["data"]["task_options"] == {"encoding_format": "float"}
     assert history[-1]["type"] == "inferhook.prediction.succeeded"
+
+
+# --- priority ----------------------------------------------------------------------------------
+
+async def end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
+    """Where each partition of `topics` ends now (what a write would move)."""
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=settings.kafka.bootstrap)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(t, p) for t in topics
+                      for p in sorted(consumer.partitions_for_topic(t) or ())]
+        assert partitions, topics
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+        return ends
+    finally:
+        await consumer.stop()
+
+
+async def record_keys(settings: Settings, topic: str) -> set[str]:
+    """The keys of every record of `topic`, from its start to its current end."""
+    ends = await end_offsets(settings, [topic])
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        consumer.assign(list(ends))
+        await consumer.seek_to_beginning(*ends)
+        keys: set[str] = set()
+        for tp, end in ends.items():
+            while await consumer.position(tp) < end:
+                for records in (await consumer.getmany(tp, timeout_ms=1000)).values():
+                    keys.update(r.key.decode() for r in records if r.key is not None)
+        return keys
+    finally:
+        await consumer.stop()
+
+
+async def test_a_jobs_priority_is_its_predictions_and_picks_its_topic(idle_stack: Stack) -> None:
+    stack = idle_stack
+    status, job = await submit(stack, "embeddings", {"model": L6, "input": "urgent",
+                                                     "priority": "interactive"})
+    assert status == 202, job
+    prediction = await (await stack.get(job["id"])).json()
+    assert (prediction["priority"], prediction["kind"]) == ("interactive", "embeddings")
+    topics = Topics(stack.settings.kafka.topic_prefix).all_requests(L6)
+    holding = [priority for topic, priority in topics.items()
+               if job["id"] in await record_keys(stack.settings, topic)]
+    assert holding == [Priority.INTERACTIVE]
+    status, plain = await submit(stack, "embeddings", {"model": L6, "input": "whenever"})
+    assert status == 202
+    assert (await (await stack.get(plain["id"])).json())["priority"] == "default"
+
+
+async def test_a_bad_priority_is_422_and_writes_nothing(idle_stack: Stack) -> None:
+    stack = idle_stack
+    topics = Topics(stack.settings.kafka.topic_prefix)
+    watched = [topics.events, *topics.all_requests(L6)]
+    await ensure_topics(stack.settings.kafka, watched)
+    before = await end_offsets(stack.settings, watched)
+    status, problem = await submit(stack, "embeddings", {"model": L6, "input": "x",
+                                                         "priority": "asap"})
+    assert status == 422 and problem["errors"][0]["loc"] == ["body", "priority"]
+    form = aiohttp.FormData({"model": "inferhook/whisper-tiny-en", "priority": "asap"})
+    form.add_field("file", b"RIFF", filename="a.wav", content_type="audio/wav")
+    async with stack.http.post(f"{stack.base_url}/v1/async/audio/transcriptions", data=form,
+                               headers=stack.auth()) as response:
+        assert response.status == 422
+        assert ["body", "priority"] in [e["loc"] for e in (await response.json())["errors"]]
+    assert await end_offsets(stack.settings, watched) == before
+    assert await prediction_count(stack) == 0
+
+
+async def test_openapi_shows_the_priority_of_every_kind(stack: Stack) -> None:
+    async with stack.http.get(f"{stack.base_url}/openapi.json") as response:
+        spec = await response.json()
+    schemas = spec["components"]["schemas"]
+    for kind in TaskKind:
+        content = spec["paths"][f"/v1/async/{kind}"]["post"]["requestBody"]["content"]
+        (media,) = content.values()
+        schema = media["schema"]
+        if "$ref" in schema:
+            schema = schemas[schema["$ref"].rsplit("/", 1)[1]]
+        priority = schema["properties"]["priority"]
+        if "$ref" in priority:
+            priority = schemas[priority["$ref"].rsplit("/", 1)[1]]
+        found = priority.get("enum") or schemas[priority["allOf"][0]["$ref"].rsplit("/", 1)[1]]["enum"]
+        assert found == [p.value for p in Priority], kind

@@ -80,8 +80,8 @@ def test_fold_applies_in_order_and_drops_duplicates_stale_and_after_terminal() -
     assert row.expires_at == T0 + timedelta(hours=1)
     assert [h.sequence for h in folded.history] == [0, 1, 3, 5]
     assert folded.notifications() == ["p1:succeeded"]
-    assert [i.event_type for i in folded.intents] == [EventType.STARTED, EventType.LOGS,
-                                                      EventType.SUCCEEDED]
+    assert [i.event_type for i in folded.intents] == [EventType.CREATED, EventType.STARTED,
+                                                      EventType.LOGS, EventType.SUCCEEDED]
 
 
 def test_fold_out_of_band_outranks_executor_and_terminal_is_final() -> None:
@@ -111,7 +111,9 @@ def test_fold_filter_and_start_only_once() -> None:
                          event(1, EventType.STARTED, Started(started_at=T0, phase="loading")),
                          event(2, EventType.STARTED, Started(started_at=T0, phase="running")),
                          event(3, EventType.OUTPUT, Output(output=1)), done(4)], BASE)
-    assert [i.event_type for i in folded.intents] == [EventType.STARTED, EventType.SUCCEEDED]
+    # `start` once at create time (pending, as Replicate sends it) and once when it starts.
+    assert [i.event_type for i in folded.intents] == [EventType.CREATED, EventType.STARTED,
+                                                      EventType.SUCCEEDED]
     assert rows["p1"].phase == "running"
 
 

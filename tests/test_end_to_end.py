@@ -33,15 +33,16 @@ async def test_prediction_reaches_signed_webhook_and_poll(stack: Stack, receiver
     assert polled == json.loads(delivery.body)
 
 
-async def test_default_filter_sends_start_then_completed(stack: Stack, receiver: Receiver) -> None:
+async def test_default_filter_sends_start_twice_then_completed(stack: Stack,
+                                                              receiver: Receiver) -> None:
     body = {"model": "inferhook/digits", "input": example_input(stack.settings, "inferhook/digits"),
             "webhook": receiver.url}
     created = await stack.create(body)
     assert created.status == 201
-    deliveries = await receiver.wait_for(2)
+    deliveries = await receiver.wait_for(3)
     statuses = [d.json()["status"] for d in deliveries]
-    assert statuses == ["started", "succeeded"]
-    assert len({d.headers["webhook-id"] for d in deliveries}) == 2
+    assert statuses == ["pending", "started", "succeeded"]  # `start` at create time and at start
+    assert len({d.headers["webhook-id"] for d in deliveries}) == 3
 
 
 async def test_get_right_after_create_is_never_404(stack: Stack) -> None:

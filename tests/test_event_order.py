@@ -138,11 +138,13 @@ async def test_outcome_and_webhooks_survive_events_before_created(
         await wait_until(held, what="both early events held")
         assert await query(settings, "SELECT id FROM predictions WHERE id = :p", p=pid) == []
         await events.send(pid, 0, _created(receiver))
-        hooks = await receiver.wait_for(2)
+        hooks = await receiver.wait_for(3)
         await asyncio.sleep(0.5)  # nothing more may come
+    # `start` at create time (as it was then: pending), whatever arrived before `created`.
     assert [(h.json()["status"], h.headers["webhook-id"]) for h in receiver.requests] == [
-        ("started", webhook_id(pid, 2)), ("succeeded", webhook_id(pid, TERMINAL_SEQUENCE))]
-    assert hooks[1].json()["output"] == {"digit": 7}
+        ("pending", webhook_id(pid, 0)), ("started", webhook_id(pid, 2)),
+        ("succeeded", webhook_id(pid, TERMINAL_SEQUENCE))]
+    assert hooks[2].json()["output"] == {"digit": 7}
     row = (await query(settings, "SELECT status, output FROM predictions WHERE id = :p", p=pid))[0]
     assert row == {"status": "succeeded", "output": {"digit": 7}}
     history = await query(settings, "SELECT sequence FROM prediction_events "

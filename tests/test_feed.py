@@ -88,13 +88,14 @@ async def test_feed_ids_are_the_webhook_ids_and_the_kafka_ce_ids(stack: Stack,
     created = await (await stack.create(body(stack, webhook=receiver.url,
                                              webhook_events_filter=["start", "completed"]))).json()
     pid = created["id"]
-    hooks = await receiver.wait_for(2)
+    hooks = await receiver.wait_for(3)
     events = await feed_has(stack, 1, SUCCEEDED)
     assert [e["type"].rsplit(".", 1)[1] for e in events] == ["created", "started", "succeeded"]
     assert {e["prediction_id"] for e in events} == {pid} and {e["model"] for e in events} == {DIGITS}
     by_type = {e["type"]: e for e in events}
-    assert [h.headers["webhook-id"] for h in hooks] == [
-        by_type["inferhook.prediction.started"]["id"], by_type[SUCCEEDED]["id"]]
+    assert [h.headers["webhook-id"] for h in hooks] == [  # `start` at create time, then at start
+        by_type["inferhook.prediction.created"]["id"], by_type["inferhook.prediction.started"]["id"],
+        by_type[SUCCEEDED]["id"]]
     assert by_type[SUCCEEDED]["data"]["output"]["digit"] == 7
     async with stack.http.get(f"{stack.base_url}/v1/predictions/{pid}/events",
                               headers=stack.auth()) as response:

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ingest.position import estimated_start, position
+from schemas.position import SAMPLE_STARTS, WINDOW_SECONDS, estimated_start, position, throughput
 from tests.support import Stack
 
 SPIN = "inferhook/spin"
@@ -38,6 +38,13 @@ def test_estimated_start_needs_an_observed_throughput() -> None:
     assert estimated_start(10, None, now) is None
     assert estimated_start(10, 0.0, now) is None
     assert estimated_start(10, 5.0, now) == datetime(2026, 1, 1, 0, 0, 2, tzinfo=UTC)
+
+
+def test_throughput_counts_the_window_or_the_latest_sample() -> None:
+    assert throughput(0, None) == 0.0
+    assert throughput(30, 50.0) == 30 / WINDOW_SECONDS  # a few: over the whole window
+    # once the sample is full, over the time the latest starts took
+    assert throughput(SAMPLE_STARTS, 4.0) == SAMPLE_STARTS / 4.0
 
 
 async def get_json(stack: Stack, prediction_id: str) -> dict[str, object]:

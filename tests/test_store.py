@@ -46,7 +46,7 @@ def every_column_set(prediction_id: str) -> PredictionRow:
         completed_at=now + timedelta(seconds=2), expires_at=now + timedelta(seconds=3),
         data_removed=True, last_sequence=7, deadline=now + timedelta(seconds=4),
         result_ttl_seconds=60.0, phase="running", kind="embeddings",
-        task_options={"encoding_format": "base64"}, priority="batch")
+        task_options={"encoding_format": "base64"}, priority="batch", api_key_id="digest-of-a-key")
 
 
 def test_current_has_a_field_for_every_column() -> None:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from inferhook.catalog import CatalogEntry
 from schemas.api import WebhookEvent
+from schemas.priority import Priority
 from schemas.results import RESULTS, Finished
 from schemas.tasks import TaskKind
 
@@ -29,7 +30,8 @@ def examples(*bodies: dict[str, Any]) -> ConfigDict:
 
 
 class TaskBody(BaseModel):
-    """Fields every async request has: the model, and inferhook's webhook (an extension)."""
+    """Fields every async request has: the model, and inferhook's extensions (the webhook and
+    the priority of the prediction underneath)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -40,6 +42,10 @@ class TaskBody(BaseModel):
     webhook_events_filter: list[WebhookEvent] = Field(
         default_factory=lambda: list(WebhookEvent), max_length=16,
         description="inferhook extension: which events go to the webhook (default: all)")
+    priority: Priority = Field(
+        default=Priority.DEFAULT,
+        description="inferhook extension: interactive: served ahead of the model's other work; "
+                    "batch: after it")
 
 
 @dataclass(frozen=True)
