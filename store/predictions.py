@@ -8,6 +8,7 @@ data. Readers: the API (one prediction, a page, the history, queue counts) and t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -16,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
 import store.offsets
+import store.outbox
+import store.parked
 from inferhook.db import PREDICTION_CHANGED
 from schemas.tables import PredictionEventRow, PredictionRow
 from store.records import Connection, columns, execute, fetch, jsonb, recordset
@@ -51,14 +54,35 @@ _LOADED = ", ".join(
     + [f"CASE WHEN {_FULL} THEN p.{c} ELSE '' END AS {c}" if c == "logs"
        else f"CASE WHEN {_FULL} THEN p.{c} END AS {c}" for c in LAZY])
 
-LOCK = text(f"""
+_LOCKED = f"""
 SELECT {_LOADED} FROM predictions p
 CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.owner = p.owner)
                     AS fanout) f
-WHERE p.id = ANY(CAST(:ids AS text[])) ORDER BY p.id FOR UPDATE OF p
+WHERE p.id = ANY(CAST(:ids AS text[])) ORDER BY p.id FOR UPDATE OF p"""
+LOADED = (*[c for c in COLUMNS if c not in LAZY], "full", "fanout", *LAZY)
+"""The columns LOCK reads of a prediction (`full`: the lazy columns were read; `fanout`: the
+owner has account endpoints, so every event fans out with the whole prediction)."""
+
+LOCK = text(f"""
+WITH locked AS ({_LOCKED}),
+held AS ({store.parked.HELD}),
+queued AS ({store.outbox.QUEUED_PROGRESS})
+SELECT i.subject, l.*, h.held_headers, h.held_values, q.queued_id, q.queued_at,
+       q.queued_untried
+FROM unnest(CAST(:ids AS text[])) AS i(subject)
+LEFT JOIN locked l ON l.id = i.subject
+LEFT JOIN (SELECT prediction_id, jsonb_agg(headers ORDER BY sequence) AS held_headers,
+                  array_agg(value ORDER BY sequence) AS held_values
+           FROM held GROUP BY prediction_id) h ON h.prediction_id = i.subject
+LEFT JOIN (SELECT DISTINCT ON (prediction_id) prediction_id, id AS queued_id,
+                  scheduled_at AS queued_at, untried AS queued_untried
+           FROM queued ORDER BY prediction_id, sequence DESC) q ON q.prediction_id = i.subject
+ORDER BY i.subject
 """)
-"""`fanout`: the owner has account endpoints, so every event fans out with the whole
-prediction (looked up once per row)."""
+"""What a batch reads, locked, in one round trip: per prediction id of the batch, its row
+(NULL when not known yet), its held events (store.parked) in sequence order, and its newest
+queued progress webhook (store.outbox.QUEUED_PROGRESS). Every CTE is read whole, so every
+row it selects is locked."""
 
 _INSERT_NEW = f"""
 INSERT INTO predictions AS p ({_NAMES})
@@ -88,13 +112,21 @@ APPLY = text(f"""
 WITH inserted AS ({_INSERT_NEW}),
 updated AS ({_UPDATE_EXISTING}),
 recorded AS ({_INSERT_HISTORY}),
-positioned AS ({store.offsets.STORE})
+positioned AS ({store.offsets.STORE}),
+unparked AS ({store.parked.UNPARK}),
+parked AS ({store.parked.PARK}),
+superseded AS ({store.outbox.SUPERSEDE}),
+replaced AS ({store.outbox.REPLACE}),
+enqueued AS ({store.outbox.ENQUEUE_ROWS})
 SELECT count(pg_notify('{PREDICTION_CHANGED}', payload))
 FROM unnest(CAST(:payloads AS text[])) AS payload
 """)
 """A projected batch's writes in one statement, so one round trip: the folded rows, the
-history, the partitions' next offsets, and NOTIFY (delivered at commit). The parts touch
-different rows or tables (the new rows were not there when the batch locked its rows)."""
+history, the partitions' next offsets, the held events (store.parked), the outbox's
+changes (store.outbox.Writes) and NOTIFY (delivered at commit). Every part sees the rows
+as LOCK left them, and no two change one row: the new rows were not there when the batch
+locked its rows, held events are parked and unparked for different predictions, and
+SUPERSEDE leaves the rows REPLACE changes."""
 
 OPEN_COUNTS = text("""
 SELECT model, priority, status, count(*) AS n FROM predictions
@@ -264,27 +296,64 @@ async def started_since(conn: AsyncConnection, model: str, seconds: float) -> in
                 ).scalar_one())
 
 
-async def lock(conn: Connection, ids: Sequence[str]) -> Sequence[Mapping[str, Any]]:
-    """Lock and read the predictions a batch touches (`full`: the lazy columns were read)."""
+NO_HELD = store.parked.Writes()
+NO_OUTBOX = store.outbox.Writes()
+
+
+@dataclass(frozen=True)
+class Locked:
+    """What LOCK read for a batch."""
+
+    rows: list[dict[str, Any]]
+    """The known predictions, each a mapping of LOADED."""
+    held: dict[str, list[tuple[list[list[str]], bytes]]]
+    """Prediction id → its held events in sequence order: (headers as [name, value] pairs,
+    value as it came from Kafka)."""
+    queued: dict[str, dict[str, Any]]
+    """Prediction id → its newest queued progress webhook: (id, prediction_id, scheduled_at,
+    untried)."""
+
+
+async def lock(conn: Connection, ids: Sequence[str], *, progress_types: Sequence[str],
+               window: float) -> Locked:
+    """Lock and read what a batch touching `ids` needs (LOCK): progress webhooks are those
+    of `progress_types` pending or scheduled in the last `window` seconds."""
     if not ids:
-        return []
-    return await fetch(conn, LOCK, {"ids": list(ids)})
+        return Locked([], {}, {})
+    found = await fetch(conn, LOCK, {"ids": list(ids),
+                                     **store.outbox.queued_parameters(progress_types, window)})
+    locked = Locked([], {}, {})
+    for row in found:
+        subject = row["subject"]
+        if row["id"] is not None:
+            locked.rows.append({name: row[name] for name in LOADED})
+        if row["held_values"] is not None:
+            locked.held[subject] = list(zip(row["held_headers"], row["held_values"], strict=True))
+        if row["queued_id"] is not None:
+            locked.queued[subject] = {"id": row["queued_id"], "prediction_id": subject,
+                                      "scheduled_at": row["queued_at"],
+                                      "untried": row["queued_untried"]}
+    return locked
 
 
 async def apply(conn: Connection, *, new: Sequence[dict[str, Any]],
                 existing: Sequence[dict[str, Any]], history: Sequence[Recorded],
-                notifications: Sequence[str], offsets: Mapping[tuple[str, int], int]) -> None:
+                notifications: Sequence[str], offsets: Mapping[tuple[str, int], int],
+                held: store.parked.Writes = NO_HELD,
+                outbox: store.outbox.Writes = NO_OUTBOX) -> None:
     """Write a projected batch (APPLY): folded rows, `new` whole and `existing` as changes
     (logs and metrics are deltas, output only where `output_set`; each a dict of every
     column plus `output_set`), the applied events, one NOTIFY payload per changed
-    prediction, and (topic, partition) → next offset to project."""
+    prediction, (topic, partition) → next offset to project, the events to hold or release,
+    and the outbox's changes."""
     await execute(conn, APPLY, {
         "new": jsonb(list(new)), "changed": jsonb(list(existing)),
         "history_ids": [e.prediction_id for e in history],
         "sequences": [e.sequence for e in history], "types": [e.type for e in history],
         "times": [e.time for e in history], "data": [e.data.decode() for e in history],
         "owners": [e.owner for e in history], "models": [e.model for e in history],
-        "payloads": list(notifications), **store.offsets.parameters(offsets)})
+        "payloads": list(notifications), **store.offsets.parameters(offsets),
+        **held.parameters(), **outbox.parameters()})
 
 
 async def overdue(conn: AsyncConnection, *, models: Sequence[str], queues: Sequence[float],
