@@ -304,21 +304,22 @@ async def claim(conn: Connection, *, claim_id: str, limit: int, scan: int, lease
         "scan": scan, "limit": limit, "claim": claim_id, "lease": lease})
 
 
-async def record(conn: AsyncConnection, outcomes: Sequence[dict[str, Any]]) -> None:
+async def record(conn: Connection, outcomes: Sequence[dict[str, Any]]) -> None:
     """Write attempt outcomes, each {id, claim, state, delay, status, error, attempt,
-    started_at, latency_ms, response, webhook_id, prediction_id} (see RECORD)."""
+    started_at, latency_ms, response, webhook_id, prediction_id} (see RECORD; one statement,
+    whole on its own)."""
     if outcomes:
-        await conn.execute(RECORD, {"rows": jsonb(list(outcomes)), "terminal": TERMINAL_TYPES})
+        await execute(conn, RECORD, {"rows": jsonb(list(outcomes)), "terminal": TERMINAL_TYPES})
 
 
-async def stop_endpoint(conn: AsyncConnection, owner: str, url: str) -> None:
+async def stop_endpoint(conn: Connection, owner: str, url: str) -> None:
     """Fail the owner's queued, unclaimed rows to `url` (it answered 410 Gone)."""
-    await conn.execute(STOP_ENDPOINT, {"owner": owner, "url": url})
+    await execute(conn, STOP_ENDPOINT, {"owner": owner, "url": url})
 
 
-async def hold_endpoint(conn: AsyncConnection, endpoint: str, until: datetime) -> None:
+async def hold_endpoint(conn: Connection, endpoint: str, until: datetime) -> None:
     """Push the endpoint's queued, unclaimed rows to `until` (its circuit opened)."""
-    await conn.execute(HOLD_ENDPOINT, {"endpoint": endpoint, "until": until})
+    await execute(conn, HOLD_ENDPOINT, {"endpoint": endpoint, "until": until})
 
 
 def _delivery(row: Row[Any], attempts: list[WebhookAttempt] | None = None) -> WebhookDelivery:
