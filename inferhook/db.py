@@ -10,6 +10,7 @@ import asyncpg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 
 from inferhook.settings import DatabaseSettings
 
@@ -52,17 +53,23 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
     (store.records.fetch/execute); each statement commits on its own unless the caller
     opens `transaction()` on it.
 
-    A connection that died is invalidated here, since SQLAlchemy never saw its error.
+    Taken from the pool itself (`raw_connection`), not through an engine `Connection`:
+    ≈70 µs of CPU a checkout and return against ≈170, and the dispatcher takes one per
+    batch, claim and record. A connection that died is invalidated here, since SQLAlchemy
+    never saw its error.
     """
-    async with engine.connect() as pooled:
-        raw = (await pooled.get_raw_connection()).driver_connection
+    pooled = await greenlet_spawn(engine.sync_engine.raw_connection)
+    try:
+        raw = pooled.driver_connection
         assert raw is not None  # a checked-out connection always has one
         try:
             yield raw
         except BaseException:
             if raw.is_closed():
-                await pooled.invalidate()
+                await greenlet_spawn(pooled.invalidate)
             raise
+    finally:
+        await greenlet_spawn(pooled.close)
 
 
 @asynccontextmanager
