@@ -46,6 +46,12 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     )
 
 
+_BROKEN = (asyncpg.PostgresConnectionError, asyncpg.InternalClientError)
+"""Errors after which a connection is not used again, though it may not read as closed yet:
+a backend that was terminated sends its error before the socket closes, and a query in
+between finds the protocol out of step (`InternalClientError`)."""
+
+
 @asynccontextmanager
 async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
     """The asyncpg connection under one of the engine's pooled connections, for the hot
@@ -55,8 +61,8 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
 
     Taken from the pool itself (`raw_connection`), not through an engine `Connection`:
     ≈70 µs of CPU a checkout and return against ≈170, and the dispatcher takes one per
-    batch, claim and record. A connection that died is invalidated here, since SQLAlchemy
-    never saw its error.
+    batch, claim and record. A connection that died (closed, or `_BROKEN`) is invalidated
+    here, since SQLAlchemy never saw its error.
     """
     pooled = await greenlet_spawn(engine.sync_engine.raw_connection)
     try:
@@ -64,8 +70,8 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
         assert raw is not None  # a checked-out connection always has one
         try:
             yield raw
-        except BaseException:
-            if raw.is_closed():
+        except BaseException as exc:
+            if raw.is_closed() or isinstance(exc, _BROKEN):
                 await greenlet_spawn(pooled.invalidate)
             raise
     finally:

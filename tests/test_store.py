@@ -140,7 +140,8 @@ async def test_a_driver_connection_that_died_is_replaced(engine: AsyncEngine,
             first = raw.get_server_pid()
         async with engine.connect() as other:  # another pool: `single` holds one connection
             await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
-        with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+        with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError,
+                            asyncpg.InternalClientError, OSError)):
             async with driver_connection(single) as raw:
                 assert raw.get_server_pid() == first  # the pool's one connection, now dead
                 await raw.execute("SELECT 1")
