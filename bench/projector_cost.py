@@ -7,9 +7,11 @@ loaded stack (at 50/s a batch holds one event), on a Postgres of its own:
   (how the dispatcher ran them before): the baseline, measured in the same run.
 
 Each prediction is created → started → succeeded with a webhook (so each batch also writes
-the outbox); batches of 1, 3 and 30 events. CPU is this process's (`time.process_time`)
-and the Postgres server's (its process tree, from /proc), per event; the two modes
-alternate by round and the median round counts, so a busy machine hurts both alike.
+the outbox); batches of 1, 3 and 30 events. `statements` counts the round trips per batch
+(BEGIN and COMMIT included) in a separate, unmeasured round through `driver`. CPU is this
+process's (`time.process_time`) and the Postgres server's (its process tree, from /proc),
+per event; the two modes alternate by round and the median round counts, so a busy machine
+hurts both alike.
 
     python -m bench.projector_cost [--predictions 300] [--rounds 3] [--filter start,completed]
                                    [--out FILE]
@@ -28,17 +30,18 @@ import statistics
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.cpu import tree_seconds
 from bench.events import lifecycle
 from cli.infra.postgres import LocalPostgres
 from dispatcher.projector import project_batch
-from inferhook.db import create_engine, driver_transaction, migrate
+from inferhook.db import create_engine, driver_connection, driver_transaction, migrate
 from inferhook.filelinks import FileLinks
 from inferhook.settings import DatabaseSettings
 from schemas.events import Created, PredictionEvent
@@ -92,6 +95,36 @@ async def one_round(engine: AsyncEngine, server_pid: int, transaction: Transacti
             "events_per_s": len(items) / wall}
 
 
+async def statements_per_batch(engine: AsyncEngine, predictions: int, size: int,
+                               wanted: list[str]) -> float:
+    """Statements sent per batch (BEGIN and COMMIT included), read by asyncpg's query logger."""
+    sent: list[str] = []
+
+    def log(query: asyncpg.connection.LoggedQuery) -> None:
+        sent.append(query.query)
+
+    @asynccontextmanager
+    async def logged(engine: AsyncEngine) -> AsyncIterator[Connection]:
+        async with driver_connection(engine) as raw:
+            raw.add_query_logger(log)
+            try:
+                async with raw.transaction():
+                    yield raw
+            finally:
+                raw.remove_query_logger(log)
+
+    items = events(predictions, wanted)
+    files, links = PostgresFiles(), FileLinks("http://127.0.0.1", b"bench")
+    count = 0
+    async for batch in batches(items, size):
+        count += 1
+        async with logged(engine) as conn:
+            await project_batch(conn, batch, {("bench.events", 1): count}, files=files,
+                                links=links, progress_interval=1.0)
+    await asyncio.sleep(0)  # the logger is called soon after each query: let the last one in
+    return len(sent) / count
+
+
 async def measure(predictions: int, rounds: int, wanted: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="projector-cost-") as folder:
         server = LocalPostgres(Path(folder))
@@ -112,6 +145,8 @@ async def measure(predictions: int, rounds: int, wanted: list[str]) -> dict[str,
                 results[f"batch {size}"] = {
                     mode: {key: statistics.median(r[key] for r in found) for key in found[0]}
                     for mode, found in runs.items()}
+                results[f"batch {size}"]["driver"]["statements"] = await statements_per_batch(
+                    engine, 30, size, wanted)
             await engine.dispose()
             return results
         finally:
@@ -134,7 +169,8 @@ def main() -> None:
         driver, baseline = modes["driver"], modes["sqlalchemy"]
         total = driver["python_ms"] + driver["postgres_ms"]
         before = baseline["python_ms"] + baseline["postgres_ms"]
-        print(f"{size}: driver {driver['python_ms']:.3f} + {driver['postgres_ms']:.3f} ms/event, "
+        print(f"{size}: driver {driver['python_ms']:.3f} + {driver['postgres_ms']:.3f} ms/event "
+              f"({driver['statements']:.2f} statements a batch), "
               f"sqlalchemy {baseline['python_ms']:.3f} + {baseline['postgres_ms']:.3f} "
               f"(ratio {total / before:.2f})")
 

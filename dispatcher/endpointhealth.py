@@ -17,7 +17,6 @@ from datetime import timedelta
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dispatcher.fanout import announce
 from dispatcher.health import Health, after_attempt
@@ -28,6 +27,7 @@ from schemas.endpoints import EndpointEvent, operational_body
 from schemas.events import SPEC_VERSION, utcnow
 from store import endpoints
 from store.endpoints import EndpointRecord
+from store.records import Connection
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class EndpointHealth:
         self.kafka, self.topic = kafka, topic
         self.producer: AIOKafkaProducer | None = None
 
-    async def lock(self, conn: AsyncConnection,
+    async def lock(self, conn: Connection,
                    attempts: Sequence[tuple[str, Attempt]]) -> dict[str, EndpointRecord]:
         """Lock the endpoints attempted, before their deliveries are touched: the order the
         API's PATCH takes too (endpoint, then its deliveries)."""
@@ -62,7 +62,7 @@ class EndpointHealth:
             return {}
         return {r.id: r for r in await endpoints.lock_health(conn, {e for e, _ in attempts})}
 
-    async def observe(self, conn: AsyncConnection, attempts: Sequence[tuple[str, Attempt]],
+    async def observe(self, conn: Connection, attempts: Sequence[tuple[str, Attempt]],
                       records: dict[str, EndpointRecord]) -> list[Notice]:
         """Update the health of the endpoints attempted (`records`, locked by `lock` in the
         caller's transaction)."""

@@ -58,11 +58,13 @@ def deliveries(events: Sequence[Published], owned: Sequence[EndpointRecord], bas
 
 
 async def fanout(conn: Connection, events: Sequence[Published], *, base_url: str,
-                 max_payload: int = MAX_PAYLOAD_BYTES) -> None:
-    """Queue the deliveries of `events` to their owners' endpoints (caller's transaction)."""
-    if events:
-        owned = await endpoints.of_owners(conn, sorted({e.owner for e in events}))
-        await outbox.enqueue(conn, deliveries(events, owned, base_url, max_payload, utcnow()))
+                 max_payload: int = MAX_PAYLOAD_BYTES) -> list[outbox.NewDelivery]:
+    """The deliveries of `events` to their owners' endpoints, for the caller to queue in its
+    transaction (the endpoints stay locked FOR SHARE until it ends)."""
+    if not events:
+        return []
+    owned = await endpoints.of_owners(conn, sorted({e.owner for e in events}))
+    return deliveries(events, owned, base_url, max_payload, utcnow())
 
 
 async def announce(conn: Connection, owner: str, event_type: str, data: dict[str, object],

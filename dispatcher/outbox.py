@@ -19,7 +19,8 @@
   its own slots; an opening breaker also pushes that endpoint's queued rows past its
   cooldown in Postgres, for every dispatcher.
 - **Recording** is batched: finished attempts are written (row update plus attempt log) in
-  one statement per batch, off the sending path.
+  one statement per batch, off the sending path, on asyncpg's own connection (with endpoint
+  health, 410 stops and breaker holds in one transaction when the batch has them).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from dispatcher.endpointhealth import EndpointHealth
 from dispatcher.pacing import RateWindow
 from dispatcher.sender import Attempt, Signing, send
 from inferhook import metrics, tracing
-from inferhook.db import driver_connection
+from inferhook.db import driver_connection, driver_transaction
 from inferhook.logs import bind_prediction
 from inferhook.resilience import Dependency, PartHealth
 from inferhook.settings import WebhookSettings
@@ -281,7 +282,7 @@ class OutboxWorker:
         loop = asyncio.get_running_loop()
         self.endpoints.waiting[delivery.endpoint] += 1
         try:
-            async with self.engine.begin() as conn:
+            async with driver_connection(self.engine) as conn:  # one statement, committed
                 shared = await endpoints.take_slot(conn, delivery.endpoint_id,
                                                    delivery.rate_limit)
             if shared > 0:
@@ -339,12 +340,15 @@ class OutboxWorker:
             "webhook_id": o.claimed.webhook_id, "prediction_id": o.claimed.prediction_id,
         } for o in outcomes]
         attempted = [(o.claimed.endpoint_id, o.attempt) for o in outcomes if o.claimed.endpoint_id]
-        async with self.engine.begin() as conn:
+        gone = [o.claimed for o in outcomes if o.next.endpoint_gone and not o.claimed.endpoint_id]
+        # On asyncpg's connection; RECORD alone (the usual batch) is one statement committed
+        # on its own, with no BEGIN and COMMIT round trips.
+        alone = not attempted and not gone and not holds
+        async with (driver_connection if alone else driver_transaction)(self.engine) as conn:
             locked = await self.health.lock(conn, attempted)
             await outbox.record(conn, rows)
-            for o in outcomes:
-                if o.next.endpoint_gone and not o.claimed.endpoint_id:
-                    await outbox.stop_endpoint(conn, o.claimed.owner, o.claimed.url)
+            for claimed in gone:
+                await outbox.stop_endpoint(conn, claimed.owner, claimed.url)
             notices = await self.health.observe(conn, attempted, locked)
             for endpoint, until in holds.items():
                 wall = datetime.now(UTC).timestamp() + (until - now)

@@ -1,12 +1,16 @@
 """Projects batches of inferhook.events into Postgres with a fixed number of statements.
 
-One Postgres transaction per batch: lock the touched predictions and their held events,
-store binary outputs as files and put references in their place (dispatcher.outfiles),
-fold the events over them (dispatcher.fold), write the changed rows, the history, the
-webhook outbox rows and the events held for predictions not known yet, NOTIFY
-`inferhook_prediction_changed` once per changed prediction, and store the next offset of
-each partition, so a batch is applied entirely or not at all, and exactly once. Every
-statement takes the whole batch as one JSON array or a few arrays; none runs per event.
+One Postgres transaction per batch: lock the touched predictions, their held events and
+their queued progress webhooks (one statement, store.predictions LOCK), store binary
+outputs as files and put references in their place (dispatcher.outfiles), fold the events
+over them (dispatcher.fold), and write in one statement (APPLY) the changed rows, the
+history, the webhook outbox's changes (dispatcher.throttle's plan and dispatcher.fanout's
+rows), the events held for predictions not known yet, NOTIFY
+`inferhook_prediction_changed` once per changed prediction, and the next offset of each
+partition, so a batch is applied entirely or not at all, and exactly once. A batch is
+BEGIN, LOCK, APPLY, COMMIT; files, new predictions' owners with account endpoints and
+the fan-out's endpoints add a read each when the batch has them. Every statement takes the
+whole batch as one JSON array or a few arrays; none runs per event.
 """
 
 from __future__ import annotations
@@ -52,8 +56,12 @@ async def project_batch(conn: Connection, events: Sequence[PredictionEvent],
     outputs go to `files`, referenced by `links` (whose base URL is also the API's).
     """
     ids = sorted({e.subject for e in events})
-    rows = {row["id"]: Current(**row) for row in await predictions.lock(conn, ids)}
-    held = await _load_held(conn, ids)
+    locked = await predictions.lock(conn, ids, progress_types=PROGRESS_TYPES,
+                                    window=progress_interval + 1.0)
+    rows = {row["id"]: Current(**row) for row in locked.rows}
+    held = {pid: [Held(PredictionEvent.decode([(n, v.encode()) for n, v in headers], value),
+                       value) for headers, value in events_of]
+            for pid, events_of in locked.held.items()}
     batch = externalize(rows, events, raw, held, links)
     await files.put(conn, batch.files)
     subscribed = await endpoints.owners_with_endpoints(conn, [
@@ -61,49 +69,37 @@ async def project_batch(conn: Connection, events: Sequence[PredictionEvent],
     folded = fold(rows, batch.events, links.base_url, batch.raw, batch.held,
                   subscribed=frozenset(subscribed))
     changed = folded.changed
-    await parked.unpark(conn, sorted(folded.unpark))
-    await parked.park(conn, [(h.event.subject, h.event.sequence,
-                              [[n, v.decode()] for n, v in h.event.headers()], h.raw)
-                             for h in folded.park])
+    queued = {pid: QueuedProgress(**row) for pid, row in locked.queued.items()}
     if folded.intents:
         await fill_queue_places(conn, folded, utcnow())
-        await _write_outbox(conn, folded, progress_interval)
-    await fanout(conn, folded.published, base_url=links.base_url, max_payload=max_payload)
+    fanned = await fanout(conn, folded.published, base_url=links.base_url,
+                          max_payload=max_payload)
     # NOTIFY is delivered when the transaction commits: waiting clients (Prefer: wait,
     # streams, the account event feed) wake then.
-    await predictions.apply(conn, new=[r.values(whole=True) for r in changed if r.new],
-                            existing=[r.values(whole=False) for r in changed if not r.new],
-                            history=folded.history,
-                            notifications=[*folded.notifications(), *folded.feed_notices()],
-                            offsets=offsets)
+    await predictions.apply(
+        conn, new=[r.values(whole=True) for r in changed if r.new],
+        existing=[r.values(whole=False) for r in changed if not r.new], history=folded.history,
+        notifications=[*folded.notifications(), *folded.feed_notices()], offsets=offsets,
+        held=parked.Writes(park=[(h.event.subject, h.event.sequence,
+                                  [[n, v.decode()] for n, v in h.event.headers()], h.raw)
+                                 for h in folded.park], unpark=sorted(folded.unpark)),
+        outbox=_outbox_writes(folded, queued, progress_interval, fanned))
     completed = tuple((folded.rows[h.prediction_id].model, _TERMINAL_STATUS[h.type])
                       for h in folded.history if h.type in _TERMINAL_STATUS)
     return Applied(completed)
 
 
-async def _load_held(conn: Connection, ids: list[str]) -> dict[str, list[Held]]:
-    held: dict[str, list[Held]] = {}
-    for row in await parked.lock(conn, ids):
-        headers = [(name, value.encode()) for name, value in row["headers"]]
-        held.setdefault(row["prediction_id"], []).append(
-            Held(PredictionEvent.decode(headers, row["value"]), row["value"]))
-    return held
-
-
-async def _write_outbox(conn: Connection, folded: Folded, interval: float) -> None:
-    touched = sorted({i.prediction_id for i in folded.intents})
-    queued: dict[str, QueuedProgress] = {}
-    for row in await outbox.queued_progress(conn, touched, PROGRESS_TYPES, interval + 1.0):
-        queued[row["prediction_id"]] = QueuedProgress(**row)  # newest wins (ordered)
+def _outbox_writes(folded: Folded, queued: dict[str, QueuedProgress], interval: float,
+                   fanned: list[outbox.NewDelivery]) -> outbox.Writes:
+    """The prediction webhooks' plan (dispatcher.throttle) and the fan-out's rows."""
     deliveries: Plan = plan(folded.intents, queued, utcnow(), interval)
-    await outbox.supersede(conn, retrying=sorted(deliveries.supersede_retrying),
-                           progress_of=sorted(deliveries.supersede_progress),
-                           progress=PROGRESS_TYPES)
-    await outbox.replace(conn, {row_id: (i.webhook_id, i.sequence, i.event_type.value, i.body)
-                                for row_id, i in deliveries.replace.items()})
-    await outbox.enqueue(conn, [
-        outbox.NewDelivery(webhook_id=d.intent.webhook_id, prediction_id=d.intent.prediction_id,
-                           owner=d.intent.owner, url=d.intent.url,
-                           event_type=d.intent.event_type.value, sequence=d.intent.sequence,
-                           body=d.intent.body, due=d.due)
-        for d in deliveries.inserts])
+    return outbox.Writes(
+        retrying=sorted(deliveries.supersede_retrying),
+        progress_of=sorted(deliveries.supersede_progress), progress_types=PROGRESS_TYPES,
+        replacements={row_id: (i.webhook_id, i.sequence, i.event_type.value, i.body)
+                      for row_id, i in deliveries.replace.items()},
+        deliveries=[*(outbox.NewDelivery(
+            webhook_id=d.intent.webhook_id, prediction_id=d.intent.prediction_id,
+            owner=d.intent.owner, url=d.intent.url, event_type=d.intent.event_type.value,
+            sequence=d.intent.sequence, body=d.intent.body, due=d.due)
+            for d in deliveries.inserts), *fanned])

@@ -10,6 +10,7 @@ import asyncpg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 
 from inferhook.settings import DatabaseSettings
 
@@ -45,6 +46,12 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     )
 
 
+_BROKEN = (asyncpg.PostgresConnectionError, asyncpg.InternalClientError)
+"""Errors after which a connection is not used again, though it may not read as closed yet:
+a backend that was terminated sends its error before the socket closes, and a query in
+between finds the protocol out of step (`InternalClientError`)."""
+
+
 @asynccontextmanager
 async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
     """The asyncpg connection under one of the engine's pooled connections, for the hot
@@ -52,17 +59,23 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
     (store.records.fetch/execute); each statement commits on its own unless the caller
     opens `transaction()` on it.
 
-    A connection that died is invalidated here, since SQLAlchemy never saw its error.
+    Taken from the pool itself (`raw_connection`), not through an engine `Connection`:
+    ≈70 µs of CPU a checkout and return against ≈170, and the dispatcher takes one per
+    batch, claim and record. A connection that died (closed, or `_BROKEN`) is invalidated
+    here, since SQLAlchemy never saw its error.
     """
-    async with engine.connect() as pooled:
-        raw = (await pooled.get_raw_connection()).driver_connection
+    pooled = await greenlet_spawn(engine.sync_engine.raw_connection)
+    try:
+        raw = pooled.driver_connection
         assert raw is not None  # a checked-out connection always has one
         try:
             yield raw
-        except BaseException:
-            if raw.is_closed():
-                await pooled.invalidate()
+        except BaseException as exc:
+            if raw.is_closed() or isinstance(exc, _BROKEN):
+                await greenlet_spawn(pooled.invalidate)
             raise
+    finally:
+        await greenlet_spawn(pooled.close)
 
 
 @asynccontextmanager

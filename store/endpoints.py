@@ -25,7 +25,7 @@ from schemas.tables import WebhookEndpointRow
 from schemas.webhooks import WebhookAttempt, WebhookDelivery
 from store import outbox
 from store.accounts import new_secret
-from store.records import Connection, columns, fetch
+from store.records import Connection, columns, execute, fetch
 
 ID_PREFIX = "ep_"
 COLUMNS = columns(WebhookEndpointRow)
@@ -123,22 +123,29 @@ WHERE endpoint_id = :id AND state = 'pending'
 """A disabled endpoint's queued deliveries (in flight ones too: their outcome is only logged)."""
 
 
-async def set_disabled(conn: AsyncConnection, endpoint_id: str, *, disabled: bool,
+DISABLE = text("""
+UPDATE webhook_endpoints SET disabled_at = :now, disabled_reason = :reason, updated_at = :now
+WHERE id = :id AND disabled_at IS NULL
+""")
+
+ENABLE = text("""
+UPDATE webhook_endpoints SET disabled_at = NULL, disabled_reason = NULL, failing_since = NULL,
+  updated_at = :now
+WHERE id = :id
+""")
+
+
+async def set_disabled(conn: Connection, endpoint_id: str, *, disabled: bool,
                        reason: str) -> None:
     """Disable (queued deliveries become `skipped`) or re-enable one endpoint (a new failing
     spell starts at its next failure; a warning given stays, so its next success is announced
     as `recovered`)."""
     if disabled:
-        await conn.execute(update(_TABLE).where(col(WebhookEndpointRow.id) == endpoint_id,
-                                                col(WebhookEndpointRow.disabled_at).is_(None))
-                           .values(disabled_at=utcnow(), disabled_reason=reason,
-                                   updated_at=utcnow()))
-        await conn.execute(SKIP_PENDING, {"id": endpoint_id,
-                                          "why": f"not sent: endpoint disabled ({reason})"})
+        await execute(conn, DISABLE, {"id": endpoint_id, "reason": reason, "now": utcnow()})
+        await execute(conn, SKIP_PENDING, {"id": endpoint_id,
+                                           "why": f"not sent: endpoint disabled ({reason})"})
     else:
-        await conn.execute(update(_TABLE).where(col(WebhookEndpointRow.id) == endpoint_id)
-                           .values(disabled_at=None, disabled_reason=None, failing_since=None,
-                                   updated_at=utcnow()))
+        await execute(conn, ENABLE, {"id": endpoint_id, "now": utcnow()})
 
 
 FAIL_PENDING = text("""
@@ -201,18 +208,27 @@ async def owners_with_endpoints(conn: Connection, owners: Sequence[str]) -> set[
     return {row["owner"] for row in rows}
 
 
-async def lock_health(conn: AsyncConnection, ids: Iterable[str]) -> list[EndpointRecord]:
+LOCK_HEALTH = text(f"""
+SELECT {", ".join(COLUMNS)} FROM webhook_endpoints WHERE id = ANY(CAST(:ids AS text[]))
+ORDER BY id FOR UPDATE
+""")
+
+SET_HEALTH = text("""
+UPDATE webhook_endpoints SET failing_since = :failing_since, warned = :warned WHERE id = :id
+""")
+
+
+async def lock_health(conn: Connection, ids: Iterable[str]) -> list[EndpointRecord]:
     """These endpoints, locked, to update their health."""
-    rows = await conn.execute(select(_TABLE).where(col(WebhookEndpointRow.id).in_(sorted(ids)))
-                              .order_by(col(WebhookEndpointRow.id)).with_for_update())
-    return [_record(row) for row in rows]
+    rows = await fetch(conn, LOCK_HEALTH, {"ids": sorted(ids)})
+    return [EndpointRecord(**{name: row[name] for name in COLUMNS}) for row in rows]
 
 
-async def set_health(conn: AsyncConnection, endpoint_id: str, *,
+async def set_health(conn: Connection, endpoint_id: str, *,
                      failing_since: datetime | None, warned: bool) -> None:
     """Store an endpoint's failing spell (None: healthy)."""
-    await conn.execute(update(_TABLE).where(col(WebhookEndpointRow.id) == endpoint_id)
-                       .values(failing_since=failing_since, warned=warned))
+    await execute(conn, SET_HEALTH, {"id": endpoint_id, "failing_since": failing_since,
+                                     "warned": warned})
 
 
 def message(endpoint: EndpointRecord, event_type: str, data: dict[str, object],
@@ -235,9 +251,10 @@ RETURNING EXTRACT(EPOCH FROM rate_slot_at - make_interval(secs => 1.0 / :rate) -
 takes them (the row lock orders the takers)."""
 
 
-async def take_slot(conn: AsyncConnection, endpoint_id: str, rate: int) -> float:
+async def take_slot(conn: Connection, endpoint_id: str, rate: int) -> float:
     """Reserve the endpoint's next send slot; seconds until it comes (0 when it is now)."""
-    wait = (await conn.execute(TAKE_SLOT, {"id": endpoint_id, "rate": rate})).scalar()
+    found = await fetch(conn, TAKE_SLOT, {"id": endpoint_id, "rate": rate})
+    wait = found[0]["wait"] if found else None
     return max(0.0, float(wait)) if wait is not None else 0.0
 
 

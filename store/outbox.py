@@ -12,7 +12,7 @@ apply to prediction webhooks only; an endpoint's rows are each delivered, failed
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -32,43 +32,49 @@ _GIVEN = ("webhook_id", "prediction_id", "owner", "url", "endpoint", "event_type
           "endpoint_id", "state")
 """What an enqueue says of a delivery, besides its body (JSON text) and when it is due."""
 
-ENQUEUE = text(f"""
+ENQUEUE_ROWS = f"""
 INSERT INTO webhook_deliveries ({", ".join(_GIVEN)}, body, attempts, next_attempt_at,
   scheduled_at, created_at)
 SELECT {", ".join(f"r.{c}" for c in _GIVEN)}, convert_to(r.body, 'UTF8'), 0, r.due,
   r.due, now()
-FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+FROM jsonb_to_recordset(CAST(:deliveries AS jsonb))
   AS r({recordset(WebhookDeliveryRow, _GIVEN, extra="body text, due timestamptz")})
-ON CONFLICT (webhook_id, endpoint_id) DO NOTHING
-""")
+ON CONFLICT (webhook_id, endpoint_id) DO NOTHING"""
 """A webhook-id is queued once per destination: a second enqueue of it (a replayed event)
-changes nothing. `state` is `pending`, or `skipped` for a disabled endpoint."""
+changes nothing. `state` is `pending`, or `skipped` for a disabled endpoint. Also run
+inside the projector's one write statement (store.predictions.APPLY)."""
 
-QUEUED_PROGRESS = text("""
-SELECT id, prediction_id, scheduled_at,
+ENQUEUE = text(ENQUEUE_ROWS)
+
+QUEUED_PROGRESS = """
+SELECT id, prediction_id, sequence, scheduled_at,
        (state = 'pending' AND attempts = 0 AND claim_id IS NULL) AS untried
 FROM webhook_deliveries
-WHERE prediction_id = ANY(CAST(:ids AS text[])) AND event_type = ANY(CAST(:types AS text[]))
-  AND endpoint_id = '' AND (state = 'pending' OR scheduled_at > now() - make_interval(secs => :window))
-ORDER BY prediction_id, sequence FOR UPDATE
-""")
+WHERE prediction_id = ANY(CAST(:ids AS text[]))
+  AND event_type = ANY(CAST(:progress_types AS text[])) AND endpoint_id = ''
+  AND (state = 'pending' OR scheduled_at > now() - make_interval(secs => :window))
+ORDER BY prediction_id, sequence FOR UPDATE"""
+"""The progress rows of a batch's predictions that are pending or were scheduled in the last
+`window` seconds, locked: read by the projector's LOCK (store.predictions), which keeps the
+newest per prediction (dispatcher.throttle.QueuedProgress)."""
 
-SUPERSEDE = text("""
+SUPERSEDE = """
 UPDATE webhook_deliveries SET state = 'superseded', finished_at = now()
-WHERE state = 'pending' AND claim_id IS NULL AND endpoint_id = '' AND (
+WHERE state = 'pending' AND claim_id IS NULL AND endpoint_id = ''
+  AND id <> ALL(CAST(:replaced AS bigint[])) AND (
   (prediction_id = ANY(CAST(:retrying AS text[])) AND attempts > 0
    AND event_type <> ALL(CAST(:terminal AS text[])))
   OR (prediction_id = ANY(CAST(:progress_of AS text[])) AND attempts = 0
-      AND event_type = ANY(CAST(:progress AS text[]))))
-""")
+      AND event_type = ANY(CAST(:progress_types AS text[]))))"""
+"""Rows REPLACE gives a newer message (`replaced`) are left to it: one statement must not
+change a row twice."""
 
-REPLACE = text("""
+REPLACE = """
 UPDATE webhook_deliveries AS d SET webhook_id = r.webhook_id, sequence = r.sequence,
   event_type = r.event_type, body = convert_to(r.body, 'UTF8')
-FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+FROM jsonb_to_recordset(CAST(:replacements AS jsonb))
   AS r(id bigint, webhook_id text, sequence bigint, event_type text, body text)
-WHERE d.id = r.id AND d.claim_id IS NULL AND d.attempts = 0
-""")
+WHERE d.id = r.id AND d.claim_id IS NULL AND d.attempts = 0"""
 
 CLAIM = text("""
 WITH candidates AS (
@@ -234,46 +240,57 @@ class OutboxStats:
     oldest_due_age: float
 
 
+def _delivery_values(deliveries: Sequence[NewDelivery]) -> str:
+    return jsonb([
+        {"webhook_id": d.webhook_id, "prediction_id": d.prediction_id, "owner": d.owner,
+         "url": d.url, "endpoint": d.endpoint_id or endpoint_of(d.url),
+         "event_type": d.event_type, "sequence": d.sequence, "body": d.body.decode(),
+         "due": d.due, "endpoint_id": d.endpoint_id,
+         "state": "skipped" if d.skipped else "pending"}
+        for d in deliveries])
+
+
 async def enqueue(conn: Connection, deliveries: Sequence[NewDelivery]) -> None:
     """Queue webhooks; a webhook-id already queued to that destination is left as it is.
     A fan-out delivery's breaker/concurrency unit (`endpoint`) is its endpoint id."""
     if deliveries:
-        await execute(conn, ENQUEUE, {"rows": jsonb([
-            {"webhook_id": d.webhook_id, "prediction_id": d.prediction_id, "owner": d.owner,
-             "url": d.url, "endpoint": d.endpoint_id or endpoint_of(d.url),
-             "event_type": d.event_type, "sequence": d.sequence, "body": d.body.decode(),
-             "due": d.due, "endpoint_id": d.endpoint_id,
-             "state": "skipped" if d.skipped else "pending"}
-            for d in deliveries])})
+        await execute(conn, ENQUEUE, {"deliveries": _delivery_values(deliveries)})
 
 
-async def queued_progress(conn: Connection, prediction_ids: Sequence[str],
-                          types: Sequence[str], window: float) -> Sequence[Mapping[str, Any]]:
-    """Lock the progress rows (`types`) of these predictions that are pending or were
-    scheduled in the last `window` seconds: (id, prediction_id, scheduled_at, untried),
-    in sequence order per prediction."""
-    return await fetch(conn, QUEUED_PROGRESS, {
-        "ids": list(prediction_ids), "types": list(types), "window": window})
+def queued_parameters(progress_types: Sequence[str], window: float) -> dict[str, Any]:
+    """QUEUED_PROGRESS's parameters besides `ids`: the progress event types, and seconds."""
+    return {"progress_types": list(progress_types), "window": window}
 
 
-async def supersede(conn: Connection, *, retrying: Sequence[str], progress_of: Sequence[str],
-                    progress: Sequence[str]) -> None:
-    """Mark as superseded the pending, unclaimed rows of `retrying` predictions that failed an
-    attempt (terminal ones excepted) and the untried `progress` rows of `progress_of` ones."""
-    if retrying or progress_of:
-        await execute(conn, SUPERSEDE, {
-            "retrying": sorted(retrying), "terminal": TERMINAL_TYPES,
-            "progress_of": sorted(progress_of), "progress": list(progress)})
+@dataclass(frozen=True)
+class Writes:
+    """What a projected batch changes in the outbox, written by store.predictions.APPLY
+    (SUPERSEDE, REPLACE, then ENQUEUE_ROWS, as one statement)."""
 
-
-async def replace(conn: Connection,
-                  replacements: Mapping[int, tuple[str, int, str, bytes]]) -> None:
-    """Give untried, unclaimed rows a newer message: row id → (webhook_id, sequence,
+    retrying: Sequence[str] = ()
+    """Predictions whose pending, unclaimed rows that failed an attempt are superseded
+    (terminal ones excepted)."""
+    progress_of: Sequence[str] = ()
+    """Predictions whose untried progress rows are superseded."""
+    replacements: Mapping[int, tuple[str, int, str, bytes]] = field(default_factory=dict)
+    """Untried, unclaimed rows given a newer message: row id → (webhook_id, sequence,
     event_type, body)."""
-    if replacements:
-        await execute(conn, REPLACE, {"rows": jsonb([
-            {"id": row_id, "webhook_id": w, "sequence": s, "event_type": t, "body": b.decode()}
-            for row_id, (w, s, t, b) in replacements.items()])})
+    deliveries: Sequence[NewDelivery] = ()
+    """Rows to queue (see `enqueue`)."""
+    progress_types: Sequence[str] = ()
+    """The event types of the progress rows `progress_of` supersedes."""
+
+    def parameters(self) -> dict[str, Any]:
+        """SUPERSEDE's, REPLACE's and ENQUEUE_ROWS's parameters."""
+        return {
+            "retrying": sorted(self.retrying), "terminal": TERMINAL_TYPES,
+            "progress_of": sorted(self.progress_of), "progress_types": list(self.progress_types),
+            "replaced": sorted(self.replacements),
+            "replacements": jsonb([
+                {"id": row_id, "webhook_id": w, "sequence": s, "event_type": t,
+                 "body": b.decode()}
+                for row_id, (w, s, t, b) in self.replacements.items()]),
+            "deliveries": _delivery_values(self.deliveries)}
 
 
 async def claim(conn: Connection, *, claim_id: str, limit: int, scan: int, lease: float,
@@ -287,21 +304,22 @@ async def claim(conn: Connection, *, claim_id: str, limit: int, scan: int, lease
         "scan": scan, "limit": limit, "claim": claim_id, "lease": lease})
 
 
-async def record(conn: AsyncConnection, outcomes: Sequence[dict[str, Any]]) -> None:
+async def record(conn: Connection, outcomes: Sequence[dict[str, Any]]) -> None:
     """Write attempt outcomes, each {id, claim, state, delay, status, error, attempt,
-    started_at, latency_ms, response, webhook_id, prediction_id} (see RECORD)."""
+    started_at, latency_ms, response, webhook_id, prediction_id} (see RECORD; one statement,
+    whole on its own)."""
     if outcomes:
-        await conn.execute(RECORD, {"rows": jsonb(list(outcomes)), "terminal": TERMINAL_TYPES})
+        await execute(conn, RECORD, {"rows": jsonb(list(outcomes)), "terminal": TERMINAL_TYPES})
 
 
-async def stop_endpoint(conn: AsyncConnection, owner: str, url: str) -> None:
+async def stop_endpoint(conn: Connection, owner: str, url: str) -> None:
     """Fail the owner's queued, unclaimed rows to `url` (it answered 410 Gone)."""
-    await conn.execute(STOP_ENDPOINT, {"owner": owner, "url": url})
+    await execute(conn, STOP_ENDPOINT, {"owner": owner, "url": url})
 
 
-async def hold_endpoint(conn: AsyncConnection, endpoint: str, until: datetime) -> None:
+async def hold_endpoint(conn: Connection, endpoint: str, until: datetime) -> None:
     """Push the endpoint's queued, unclaimed rows to `until` (its circuit opened)."""
-    await conn.execute(HOLD_ENDPOINT, {"endpoint": endpoint, "until": until})
+    await execute(conn, HOLD_ENDPOINT, {"endpoint": endpoint, "until": until})
 
 
 def _delivery(row: Row[Any], attempts: list[WebhookAttempt] | None = None) -> WebhookDelivery:

@@ -1,54 +1,51 @@
 """Events held for predictions the projector does not know yet (`parked_events`).
 
 Kept in the projector's batch transaction and applied, in sequence order, once the
-prediction's `created` is projected (see dispatcher.fold).
+prediction's `created` is projected (see dispatcher.fold). The statements run inside the
+projector's two (store.predictions LOCK and APPLY).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
+from store.records import jsonb
 
-from store.records import Connection, execute, fetch, jsonb
-
-LOAD = text("""
-SELECT prediction_id, headers, value FROM parked_events
+HELD = """
+SELECT prediction_id, sequence, headers, value FROM parked_events
 WHERE prediction_id = ANY(CAST(:ids AS text[]))
-ORDER BY prediction_id, sequence FOR UPDATE
-""")
+ORDER BY prediction_id, sequence FOR UPDATE"""
+"""The held events of a batch's predictions, locked (headers as [name, value] pairs)."""
 
-PARK = text("""
+PARK = """
 INSERT INTO parked_events (prediction_id, sequence, headers, value, parked_at)
-SELECT id, seq, h, v, now() FROM unnest(CAST(:ids AS text[]), CAST(:sequences AS bigint[]),
-                                        CAST(:headers AS jsonb[]), CAST(:values AS bytea[]))
+SELECT id, seq, h, v, now() FROM unnest(CAST(:park_ids AS text[]),
+                                        CAST(:park_sequences AS bigint[]),
+                                        CAST(:park_headers AS jsonb[]),
+                                        CAST(:park_values AS bytea[]))
   AS x(id, seq, h, v)
-ON CONFLICT (prediction_id, sequence) DO NOTHING
-""")
+ON CONFLICT (prediction_id, sequence) DO NOTHING"""
 """The first copy of a sequence is kept (as the fold does)."""
 
-UNPARK = text("DELETE FROM parked_events WHERE prediction_id = ANY(CAST(:ids AS text[]))")
+UNPARK = "DELETE FROM parked_events WHERE prediction_id = ANY(CAST(:unpark AS text[]))"
+"""The predictions never overlap PARK's: an event is held only while its prediction is not
+known, and its held events are released once it is."""
 
 
-async def lock(conn: Connection, ids: Sequence[str]) -> Sequence[Mapping[str, Any]]:
-    """Lock and read the held events of these predictions: (prediction_id, headers, value),
-    in sequence order per prediction; `headers` as [name, value] pairs."""
-    if not ids:
-        return []
-    return await fetch(conn, LOAD, {"ids": list(ids)})
+@dataclass(frozen=True)
+class Writes:
+    """What a projected batch changes in `parked_events`."""
 
+    park: Sequence[tuple[str, int, list[list[str]], bytes]] = ()
+    """Events to hold, each (prediction_id, sequence, headers, value as it came from Kafka)."""
+    unpark: Sequence[str] = ()
+    """Predictions whose held events were applied (removed)."""
 
-async def park(conn: Connection,
-               events: Sequence[tuple[str, int, list[list[str]], bytes]]) -> None:
-    """Hold events, each (prediction_id, sequence, headers, value as it came from Kafka)."""
-    if events:
-        await execute(conn, PARK, {
-            "ids": [e[0] for e in events], "sequences": [e[1] for e in events],
-            "headers": [jsonb(e[2]) for e in events], "values": [e[3] for e in events]})
-
-
-async def unpark(conn: Connection, prediction_ids: Sequence[str]) -> None:
-    """Forget the held events of these predictions (they were applied)."""
-    if prediction_ids:
-        await execute(conn, UNPARK, {"ids": sorted(prediction_ids)})
+    def parameters(self) -> dict[str, Any]:
+        """PARK's and UNPARK's parameters."""
+        return {"park_ids": [e[0] for e in self.park],
+                "park_sequences": [e[1] for e in self.park],
+                "park_headers": [jsonb(e[2]) for e in self.park],
+                "park_values": [e[3] for e in self.park], "unpark": sorted(self.unpark)}

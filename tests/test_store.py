@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from dispatcher.fold import COLUMNS, Current
 from inferhook.db import create_engine, driver_connection, driver_transaction
@@ -129,3 +130,23 @@ async def test_fetch_reads_the_same_through_either_connection(engine: AsyncEngin
         through_driver = await fetch(raw, statement, params)
     assert [dict(r) for r in through_driver] == [dict(r) for r in through_sqlalchemy] == [
         {"n": 3, "doc": {"a": [1, 2]}, "ids": ["x", "y"]}]
+
+
+async def test_a_driver_connection_that_died_is_replaced(engine: AsyncEngine,
+                                                         settings: Settings) -> None:
+    single = create_async_engine(settings.database.sqlalchemy_url, pool_size=1, max_overflow=0)
+    try:
+        async with driver_connection(single) as raw:
+            first = raw.get_server_pid()
+        async with engine.connect() as other:  # another pool: `single` holds one connection
+            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError,
+                            asyncpg.InternalClientError, OSError)):
+            async with driver_connection(single) as raw:
+                assert raw.get_server_pid() == first  # the pool's one connection, now dead
+                await raw.execute("SELECT 1")
+        async with driver_connection(single) as raw:
+            assert raw.get_server_pid() != first
+            assert await raw.fetchval("SELECT 1") == 1
+    finally:
+        await single.dispose()
