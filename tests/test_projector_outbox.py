@@ -45,7 +45,8 @@ from tests.support import query
 pytestmark = pytest.mark.usefixtures("clean_db")
 
 WEBHOOK = "http://127.0.0.1:9/hook"
-STARTED, OUTPUT, LOGS = (t.value for t in (EventType.STARTED, EventType.OUTPUT, EventType.LOGS))
+CREATED, STARTED, OUTPUT, LOGS = (t.value for t in (EventType.CREATED, EventType.STARTED,
+                                                     EventType.OUTPUT, EventType.LOGS))
 
 
 @pytest.fixture
@@ -112,7 +113,8 @@ async def test_held_events_and_outbox_are_read_in_lock_and_written_in_apply(
                        p=pid) == [{"sequence": 2}]
     assert await query(settings, "SELECT 1 FROM predictions WHERE id = :p", p=pid) == []
 
-    # Its `created` applies it and releases it; the output webhook queues behind `start`.
+    # Its `created` applies it and releases it; the create-time `start` webhook comes first,
+    # then the one of `started`, and the output webhook queues behind them.
     await projector.project(
         event(pid, 0, EventType.CREATED, Created(
             owner="alice", model="inferhook/digits", input={"n": 1}, webhook=WEBHOOK,
@@ -122,24 +124,25 @@ async def test_held_events_and_outbox_are_read_in_lock_and_written_in_apply(
                        p=pid) == []
     first = await outbox(settings, pid)
     assert [(r["sequence"], r["event_type"], r["state"]) for r in first] == [
-        (2, STARTED, "pending"), (3, OUTPUT, "pending")]
+        (0, CREATED, "pending"), (2, STARTED, "pending"), (3, OUTPUT, "pending")]
 
     # A newer progress webhook takes the untried row's place (same row, newer message).
     sent = await projector.project(event(pid, 4, EventType.LOGS, Logs(logs="x\n")))
     second = await outbox(settings, pid)
     assert [(r["id"], r["sequence"], r["event_type"]) for r in second] == [
-        (first[0]["id"], 2, STARTED), (first[1]["id"], 4, LOGS)]
-    assert second[1]["webhook_id"] != first[1]["webhook_id"]
+        (first[0]["id"], 0, CREATED), (first[1]["id"], 2, STARTED), (first[2]["id"], 4, LOGS)]
+    assert second[2]["webhook_id"] != first[2]["webhook_id"]
 
-    # `start` failed an attempt and waits for a retry; the terminal webhook supersedes it
-    # and the untried progress row, and is queued itself.
+    # `started`'s `start` failed an attempt and waits for a retry; the terminal webhook
+    # supersedes it and the untried progress row, and is queued itself (the create-time
+    # `start`, untried and not progress, still goes out first).
     async with engine.begin() as conn:
         await conn.execute(text("UPDATE webhook_deliveries SET attempts = 1 WHERE id = :id"),
-                           {"id": first[0]["id"]})
+                           {"id": first[1]["id"]})
     sent_terminal = await projector.project(event(
         pid, TERMINAL_SEQUENCE, EventType.SUCCEEDED, Completed(completed_at=now, output="done")))
     assert [(r["sequence"], r["event_type"], r["state"]) for r in await outbox(settings, pid)] == [
-        (2, STARTED, "superseded"), (4, LOGS, "superseded"),
+        (0, CREATED, "pending"), (2, STARTED, "superseded"), (4, LOGS, "superseded"),
         (TERMINAL_SEQUENCE, EventType.SUCCEEDED.value, "pending")]
     stored = await query(settings, "SELECT status, logs, output FROM predictions WHERE id = :p",
                          p=pid)
