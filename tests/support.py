@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from cli.infra.process import free_port
 from dispatcher.service import run as run_dispatcher
@@ -329,3 +330,17 @@ async def query(settings: Settings, sql: str, **params: Any) -> list[dict[str, A
             return [dict(r._mapping) for r in await conn.execute(text(sql), params)]
     finally:
         await engine.dispose()
+
+
+async def end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
+    """Where each partition of `topics` ends now (what a write would move)."""
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=settings.kafka.bootstrap)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(t, p) for t in topics
+                      for p in sorted(consumer.partitions_for_topic(t) or ())]
+        assert partitions, topics
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+        return ends
+    finally:
+        await consumer.stop()

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from inferhook.catalog import load_catalog
 from inferhook.settings import Settings
@@ -17,25 +16,11 @@ from ingest.admission import RETRY_AFTER, judge, queue_limit, retry_after
 from ingest.state import CATALOG, SETTINGS
 from schemas.events import CREATED_SEQUENCE, Created, utcnow
 from schemas.topics import Topics
-from tests.support import EventWriter, Stack, query, wait_until
+from tests.support import EventWriter, Stack, end_offsets, query, wait_until
 
 SPIN = "inferhook/spin"
 DIGITS = "inferhook/digits"
 RUN = {"model": SPIN, "input": {"milliseconds": 5}}
-
-
-async def end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
-    """Where each partition of `topics` ends now (what a write would move)."""
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=settings.kafka.bootstrap)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(t, p) for t in topics
-                      for p in sorted(consumer.partitions_for_topic(t) or ())]
-        assert partitions, topics
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-        return ends
-    finally:
-        await consumer.stop()
 
 
 def spin_topics(settings: Settings) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from PIL import Image
 
 from inferhook.kafka import ensure_topics
@@ -27,6 +27,7 @@ from tests.support import (
     EventWriter,
     Receiver,
     Stack,
+    end_offsets,
     example_input,
     model_folder,
     query,
@@ -370,20 +371,6 @@ async def test_prefer_wait_webhook_events_and_idempotency(stack: Stack, receiver
 
 
 # --- priority ----------------------------------------------------------------------------------
-
-async def end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
-    """Where each partition of `topics` ends now (what a write would move)."""
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=settings.kafka.bootstrap)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(t, p) for t in topics
-                      for p in sorted(consumer.partitions_for_topic(t) or ())]
-        assert partitions, topics
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-        return ends
-    finally:
-        await consumer.stop()
-
 
 async def record_keys(settings: Settings, topic: str) -> set[str]:
     """The keys of every record of `topic`, from its start to its current end."""
