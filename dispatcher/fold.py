@@ -268,7 +268,8 @@ def _announce(out: Folded, current: Current, event: PredictionEvent, base_url: s
     as Replicate sends one (the projector fills in its queue place: dispatcher.queueplace),
     and another when it starts. A replayed `created` makes the same webhook-id again, which
     the outbox keeps once."""
-    if (current.webhook and current.status == Status.PENDING
+    if (event.type is EventType.CREATED and current.webhook
+            and current.status == Status.PENDING
             and WebhookEvent.START.value in current.webhook_events_filter):
         out.intents.append(Intent(current.id, current.owner, current.webhook, event.type,
                                   event.sequence, current.api_body(base_url)))
