@@ -211,7 +211,10 @@ async def test_a_backlog_over_one_replicas_share_adds_a_second(
         settings: Settings, clean_db: None, tmp_path: Path) -> None:
     scaled = spin_only(settings, tmp_path, max_replicas=2, partitions=2)
     async with Stack.running(scaled, executor=False) as stack, supervising(scaled) as autoscaler:
-        for _ in range(40):  # 20 s of work for one replica, 8 allowed per replica
+        # 30 to 50 s of work for one replica (a "500 ms" spin run took 0.3 to 0.5 s here), well past
+        # the 15 s a second replica waits after the first (ScalePolicy.up_cooldown): 40 runs
+        # were sometimes done before it, and the backlog gone. 8 are allowed per replica.
+        for _ in range(100):
             response = await stack.create({"model": "inferhook/spin",
                                            "input": {"milliseconds": 500}})
             assert response.status == 201
